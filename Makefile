@@ -1,0 +1,66 @@
+# flowlake — two commands on a fresh Debian 12 machine, as root from the repo root:
+#   make up     install what is missing, then run the embedded deployment (processor + API + feed)
+#   make test   install what is missing, then lint (ruff, mypy, import-linter) and run every test
+# Every install step leaves a stamp in .venv/ so a second run skips it and starts in seconds.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PKGS := python3-bpfcc python3-venv python3-dev linux-headers-amd64 bpftool iproute2 ca-certificates
+KREL := $(shell uname -r)
+PYTEST_ARGS ?=
+# The repo root holds a folder named operator/; never let `python -m` put the root on sys.path,
+# or the standard library's `operator` module is shadowed.
+export PYTHONSAFEPATH := 1
+
+.PHONY: up test install lint unit bench docs clean-venv
+
+up: install
+	$(VENV)/bin/flowlake up
+
+test: install lint
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
+
+install: $(VENV)/.installed kernel-headers
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+$(VENV)/.apt:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	mkdir -p $(VENV) && touch $@
+
+# bcc compiles against /lib/modules/$(uname -r)/build; link the newest installed Debian headers
+# when the running kernel ships none. Struct offsets come from BTF, so a version skew is harmless.
+.PHONY: kernel-headers
+kernel-headers: $(VENV)/.apt
+	@if [ ! -e /lib/modules/$(KREL)/build ]; then \
+	  hdr=$$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1); \
+	  if [ -n "$$hdr" ]; then mkdir -p /lib/modules/$(KREL); \
+	    ln -sfn $$hdr /lib/modules/$(KREL)/build; ln -sfn $$hdr /lib/modules/$(KREL)/source; \
+	    echo "linked /lib/modules/$(KREL)/{build,source} -> $$hdr"; fi; fi
+
+$(VENV)/.venv: $(VENV)/.apt
+	test -x $(PY) || /usr/bin/python3 -P -m venv $(VENV)
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.venv pyproject.toml
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all]'
+	touch $@
+
+bench: install
+	$(PY) -m pytest benchmarks --benchmark-enable -p no:cacheprovider
+
+docs: install
+	$(VENV)/bin/flowlake docs --write
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""flowlake processor engine."""

@@ -1,0 +1,31 @@
+"""The Sink seam: where processed flow frames leave the processor. Called by `engine.processor`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a sink promises; the conformance suite checks each promise it makes."""
+
+    durable: bool = False  # data survives a process restart once flush() returned
+    ordered: bool = False  # rows come back in write order
+    atomic_publish: bool = False  # readers never see partially written data
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Accepts frames of the flow schema; `flush` publishes buffered rows; `close` flushes and stops."""
+
+    name: str
+    capabilities: Capabilities
+
+    def write(self, frame: pl.DataFrame) -> None: ...
+
+    def flush(self) -> int: ...
+
+    def close(self) -> None: ...

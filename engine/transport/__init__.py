@@ -1,0 +1,22 @@
+"""Transports that carry flow batches to the processor; `open_sender(url)` picks one by scheme."""
+
+from __future__ import annotations
+
+from flowlake.engine.errors import TransportError
+from flowlake.engine.transport import flight, memory
+from flowlake.engine.transport.base import Ingest, Sender
+
+SENDERS = {"grpc": flight.FlightSender, "grpc+tcp": flight.FlightSender, "grpc+tls": flight.FlightSender,
+           "memory": memory.MemorySender}
+
+
+def open_sender(url: str) -> Sender:
+    """A sender for `url`; an unknown scheme raises an error listing the valid ones."""
+    scheme = url.partition("://")[0]
+    if scheme not in SENDERS:
+        raise TransportError(f"unknown transport {scheme!r} in {url!r}; valid schemes: "
+                             f"{', '.join(sorted(SENDERS))} (kafka:// arrives with the Kafka transport)")
+    return SENDERS[scheme](url)  # type: ignore[no-any-return]
+
+
+__all__ = ["SENDERS", "Ingest", "Sender", "open_sender"]

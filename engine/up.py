@@ -1,0 +1,150 @@
+"""`flowlake up`: the embedded deployment on one machine, as one supervised process group.
+
+Starts the processor, the API and a feed (the eBPF agent once it exists; until then a live synthetic
+feed, labelled as synthetic in logs and in the API's /api/status), restarts a component that dies,
+and on Ctrl-C stops them in reverse order so the processor flushes its buffers to the lake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("flowlake.up")
+
+EPILOG = """what runs:
+  processor  Arrow Flight ingest on grpc://HOST:FLIGHT_PORT, lake in DATA_DIR/lake, /metrics on :9102
+  api        HTTP API and OpenAPI docs on http://HOST:API_PORT
+  feed       a live SYNTHETIC flow feed (a generated cluster, RATE flows/s) until the eBPF agent lands
+
+Stop with Ctrl-C: components stop in reverse order and the processor flushes to the lake."""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("up", help="run processor + API + feed on this machine (the embedded deployment)",
+                       description="Run the whole pipeline on one machine.", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default="./flowlake-data", help="where the lake and metadata live")
+    p.add_argument("--host", default="127.0.0.1", help="address every component binds (default loopback)")
+    p.add_argument("--api-port", type=int, default=8080, help="HTTP API port (default 8080)")
+    p.add_argument("--flight-port", type=int, default=2055, help="Flight ingest port (default 2055)")
+    p.add_argument("--metrics-port", type=int, default=9102, help="processor /metrics port (default 9102)")
+    p.add_argument("--rate", type=int, default=2000, help="synthetic flows per second (default 2000)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the synthetic cluster")
+    p.add_argument("--flush-seconds", type=float, default=5.0, help="lake publish interval (default 5)")
+    p.add_argument("--no-feed", action="store_true", help="start without the synthetic feed")
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    port: int | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started: float = field(default=0.0)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", *self.argv],
+                                     start_new_session=True)
+        self.started = time.monotonic()
+        log.info("up: started %s (pid %d)", self.name, self.proc.pid)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("up: %s did not stop in %.0fs, killing it", self.name, timeout)
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_port(host: str, port: int, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def plan(args: argparse.Namespace) -> list[Component]:
+    """The components in start order (stopped in reverse)."""
+    data = Path(args.data_dir)
+    metadata = data / "metadata.json"
+    flight = f"grpc://{args.host}:{args.flight_port}"
+    comps = [
+        Component("processor", ["--log-level", args.log_level, "processor", "--listen", flight,
+                                "--lake", str(data / "lake"), "--metadata", str(metadata),
+                                "--metrics-address", f"{args.host}:{args.metrics_port}",
+                                "--flush-seconds", str(args.flush_seconds)], args.flight_port),
+        Component("api", ["--log-level", args.log_level, "api", "--lake", str(data / "lake"),
+                          "--host", args.host, "--port", str(args.api_port),
+                          *([] if args.no_feed else ["--feed", "synthetic"])], args.api_port),
+    ]
+    if not args.no_feed:
+        comps.append(Component("feed (SYNTHETIC)", ["--log-level", args.log_level, "synth", "--live",
+                                                    "--rate", str(args.rate), "--seed", str(args.seed),
+                                                    "--target", flight]))
+    return comps
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowlake.engine.synth import write_metadata
+
+    data = Path(args.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    write_metadata(str(data / "metadata.json"), seed=args.seed)
+    comps = plan(args)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        for c in comps:
+            c.start()
+            if c.port is not None and not wait_port(args.host, c.port):
+                log.error("up: %s did not open port %d; see its log above", c.name, c.port)
+                return 1
+        print(f"""
+flowlake is up{' with a SYNTHETIC feed (no eBPF agent yet)' if not args.no_feed else ''}:
+  API        http://{args.host}:{args.api_port}/api/flows?timeRange=300
+  API docs   http://{args.host}:{args.api_port}/docs
+  status     http://{args.host}:{args.api_port}/api/status
+  metrics    http://{args.host}:{args.metrics_port}/metrics
+  ingest     grpc://{args.host}:{args.flight_port}   (Arrow Flight do_put)
+  lake       {data / 'lake'}
+Press Ctrl-C to stop.
+""", flush=True)
+        supervise(comps, stop)
+    finally:
+        for c in reversed(comps):
+            c.stop()
+        log.info("up: stopped")
+    return 0
+
+
+def supervise(comps: list[Component], stop: threading.Event) -> None:
+    """Restart a component that exits on its own, with a growing delay, until `stop` is set."""
+    while not stop.wait(1.0):
+        for c in comps:
+            if c.proc is not None and c.proc.poll() is not None:
+                delay = min(30.0, 2.0 ** min(c.restarts, 5))
+                log.error("up: %s exited with %s; restarting in %.0fs", c.name, c.proc.returncode, delay)
+                if stop.wait(delay):
+                    return
+                c.restarts += 1
+                c.start()
