@@ -41,11 +41,13 @@ $(VENV)/.apt:
 # when the running kernel ships none. Struct offsets come from BTF, so a version skew is harmless.
 .PHONY: kernel-headers
 kernel-headers: $(VENV)/.apt
-	@if [ ! -e /lib/modules/$(KREL)/build ]; then \
+	@if [ ! -e /lib/modules/$(KREL)/source/include/linux/kconfig.h ]; then \
 	  hdr=$$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1); \
 	  if [ -n "$$hdr" ]; then mkdir -p /lib/modules/$(KREL); \
-	    ln -sfn $$hdr /lib/modules/$(KREL)/build; ln -sfn $$hdr /lib/modules/$(KREL)/source; \
-	    echo "linked /lib/modules/$(KREL)/{build,source} -> $$hdr"; fi; fi
+	    src=$$(dirname $$hdr)/$$(basename $$hdr | sed 's/-amd64$$/-common/'); \
+	    [ -d "$$src" ] || src=$$hdr; \
+	    ln -sfn $$hdr /lib/modules/$(KREL)/build; ln -sfn $$src /lib/modules/$(KREL)/source; \
+	    echo "linked /lib/modules/$(KREL)/build -> $$hdr, source -> $$src"; fi; fi
 
 $(VENV)/.venv: $(VENV)/.apt
 	test -x $(PY) || /usr/bin/python3 -P -m venv $(VENV)
