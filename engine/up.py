@@ -88,27 +88,34 @@ def plan(args: argparse.Namespace) -> list[Component]:
     metadata = data / "metadata.json"
     flight = f"grpc://{args.host}:{args.flight_port}"
     comps = [
-        Component("processor", ["--log-level", args.log_level, "processor", "--listen", flight,
-                                "--lake", str(data / "lake"), "--metadata", str(metadata),
+        Component("processor", ["--log-level", args.global_log_level, "processor", "--listen", flight,
+                                "--lake", str(data / "lake"),
+                                *(["--metadata", str(metadata)] if metadata.exists() or not args.no_feed
+                                  else []),
                                 "--metrics-address", f"{args.host}:{args.metrics_port}",
                                 "--flush-seconds", str(args.flush_seconds)], args.flight_port),
-        Component("api", ["--log-level", args.log_level, "api", "--lake", str(data / "lake"),
+        Component("api", ["--log-level", args.global_log_level, "api", "--lake", str(data / "lake"),
                           "--host", args.host, "--port", str(args.api_port),
                           *([] if args.no_feed else ["--feed", "synthetic"])], args.api_port),
     ]
     if not args.no_feed:
-        comps.append(Component("feed (SYNTHETIC)", ["--log-level", args.log_level, "synth", "--live",
+        comps.append(Component("feed (SYNTHETIC)", ["--log-level", args.global_log_level, "synth", "--live",
                                                     "--rate", str(args.rate), "--seed", str(args.seed),
                                                     "--target", flight]))
     return comps
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowlake.engine.synth import write_metadata
+    from flowlake.engine.metadata import static
+    from flowlake.engine.synth import make_cluster
 
     data = Path(args.data_dir)
     data.mkdir(parents=True, exist_ok=True)
-    write_metadata(str(data / "metadata.json"), seed=args.seed)
+    if not args.no_feed:  # the processor enriches the synthetic feed from its cluster's identities
+        cluster = make_cluster(seed=args.seed)
+        static.dump(str(data / "metadata.json"), cluster.metadata_table(), cluster.name)
+        log.info("up: SYNTHETIC feed: wrote the identities of generated cluster %r (seed %d) to %s",
+                 cluster.name, args.seed, data / "metadata.json")
     comps = plan(args)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,11 @@
+"""Lake queries: console filter strings compiled to Polars, and flow-table queries over the lake.
+
+The front door for the API (`/api/flows`), the Arrow Flight query service and the Python client.
+"""
+
+from __future__ import annotations
+
+from flowlake.engine.query.filters import compile_filters
+from flowlake.engine.query.flows import FlowQuery, QueryError, QueryStats, run_flows
+
+__all__ = ["FlowQuery", "QueryError", "QueryStats", "compile_filters", "run_flows"]
