@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flowlake.engine.errors import TransportError
+from flowlake.engine import errors
 from flowlake.engine.transport import flight, memory
 from flowlake.engine.transport.base import Ingest, Sender
+from flowlake.engine.transport.flight import FlightSender, FlowFlightServer
 
-SENDERS = {"grpc": flight.FlightSender, "grpc+tcp": flight.FlightSender, "grpc+tls": flight.FlightSender,
+SENDERS = {"grpc": FlightSender, "grpc+tcp": FlightSender, "grpc+tls": FlightSender,
            "memory": memory.MemorySender}
 
 
@@ -14,9 +15,9 @@ def open_sender(url: str) -> Sender:
     """A sender for `url`; an unknown scheme raises an error listing the valid ones."""
     scheme = url.partition("://")[0]
     if scheme not in SENDERS:
-        raise TransportError(f"unknown transport {scheme!r} in {url!r}; valid schemes: "
+        raise errors.TransportError(f"unknown transport {scheme!r} in {url!r}; valid schemes: "
                              f"{', '.join(sorted(SENDERS))} (kafka:// arrives with the Kafka transport)")
     return SENDERS[scheme](url)  # type: ignore[no-any-return]
 
 
-__all__ = ["SENDERS", "Ingest", "Sender", "open_sender"]
+__all__ = ["FlightSender", "FlowFlightServer", "Ingest", "SENDERS", "Sender", "open_sender"]

@@ -133,8 +133,7 @@ def test_unreachable_processor_is_a_retryable_transport_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    sender = transport.FlightSender(f"grpc://127.0.0.1:{port}", timeout=3) \
-        if hasattr(transport, "FlightSender") else transport.open_sender(f"grpc://127.0.0.1:{port}")
+    sender = transport.FlightSender(f"grpc://127.0.0.1:{port}", timeout=3)
     with pytest.raises(TransportError) as err:
         sender.send([make_batch(1)])
     assert err.value.retry_after is not None
