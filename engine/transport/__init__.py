@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flowlake.engine import errors
-from flowlake.engine.transport import flight, memory
+from flowlake.engine.transport import memory
 from flowlake.engine.transport.base import Ingest, Sender
 from flowlake.engine.transport.flight import FlightSender, FlowFlightServer
 
