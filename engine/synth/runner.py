@@ -125,6 +125,8 @@ def run(args: argparse.Namespace, start_ms: int, end_ms: int) -> int:
             if timer:
                 timer.start()
             source = live.stream(cluster, args.rate, args.seed, sampling=args.sampling, stop=stop)
+            log.info("synth --live: sending SYNTHETIC flows of generated cluster %r at %d flows/s to %s "
+                     "(Ctrl-C stops)", cluster.name, args.rate, args.target)
         else:
             source = flows.generate_chunks(cluster, start_ms, end_ms, args.flows, args.seed, args.sampling,
                                            CHUNK_FLOWS)
