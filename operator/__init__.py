@@ -1,0 +1,1 @@
+"""The flowlake Kopf operator: FlowCollector and FlowMetric resources -> a deployed pipeline."""
