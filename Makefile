@@ -6,7 +6,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PKGS := python3-bpfcc python3-venv python3-dev linux-headers-amd64 bpftool iproute2 ca-certificates
+ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+APT_PKGS := python3-bpfcc python3-venv python3-dev linux-headers-$(ARCH) bpftool iproute2 ca-certificates
 KREL := $(shell uname -r)
 PYTEST_ARGS ?=
 # The repo root holds a folder named operator/; never let `python -m` put the root on sys.path,
@@ -29,8 +30,12 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-$(VENV)/.apt:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Re-checked when the Makefile changes (a new package in APT_PKGS); "install ok installed" skips
+# packages that were removed but not purged, which `dpkg -s` alone would count as present.
+$(VENV)/.apt: Makefile
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt: installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -42,18 +47,19 @@ $(VENV)/.apt:
 .PHONY: kernel-headers
 kernel-headers: $(VENV)/.apt
 	@if [ ! -e /lib/modules/$(KREL)/source/include/linux/kconfig.h ]; then \
-	  hdr=$$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1); \
+	  hdr=$$(ls -d /usr/src/linux-headers-*-$(ARCH) 2>/dev/null | sort -V | tail -n1); \
 	  if [ -n "$$hdr" ]; then mkdir -p /lib/modules/$(KREL); \
-	    src=$$(dirname $$hdr)/$$(basename $$hdr | sed 's/-amd64$$/-common/'); \
+	    src=$$(dirname $$hdr)/$$(basename $$hdr | sed 's/-$(ARCH)$$/-common/'); \
 	    [ -d "$$src" ] || src=$$hdr; \
 	    ln -sfn $$hdr /lib/modules/$(KREL)/build; ln -sfn $$src /lib/modules/$(KREL)/source; \
 	    echo "linked /lib/modules/$(KREL)/build -> $$hdr, source -> $$src"; fi; fi
 
-$(VENV)/.venv: $(VENV)/.apt
-	test -x $(PY) || /usr/bin/python3 -P -m venv $(VENV)
-	touch $@
+# Order-only on the apt stamp: a Makefile edit re-checks packages without rebuilding the venv.
+$(VENV)/bin/pip: | $(VENV)/.apt
+	rm -rf $(VENV)/bin $(VENV)/lib $(VENV)/lib64 $(VENV)/include $(VENV)/pyvenv.cfg  # a half-made venv
+	/usr/bin/python3 -P -m venv $(VENV)
 
-$(VENV)/.installed: $(VENV)/.venv pyproject.toml
+$(VENV)/.installed: pyproject.toml $(VENV)/bin/pip
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[all]'
 	touch $@

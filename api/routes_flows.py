@@ -9,6 +9,7 @@ is returned as a list of names (["SYN", "ACK"]), as NetObserv does after its dec
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.parse
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from flowlake.engine.query import flags, flows
 
 router = APIRouter(tags=["flows"])
 DEFAULT_TIME_RANGE_S = 300
+MAX_UNIX_S = 4_102_444_800  # 2100-01-01: the lake holds no later flow, and ms values stay in int64
 
 # FlowQuery names its fields; the API names its query parameters.
 _PARAMETER = {"start_ms": "startTime", "end_ms": "endTime", "packet_loss": "packetLoss",
@@ -67,10 +69,14 @@ def _time_range(start: float | None, end: float | None, time_range: float | None
     return start_ms, end_ms
 
 
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
 def _decode_filters(raw: str) -> str:
-    # The console URL-encodes the filter string before putting it in the query string, so it
-    # arrives here still encoded once; a string with no operator character cannot be a decoded one.
-    if "%" in raw and not any(c in raw for c in "=~<>"):
+    # The console URL-encodes the filter string (encodeURIComponent) before putting it in the query
+    # string, so it arrives here still encoded once. encodeURIComponent always encodes = < > and ",
+    # never ~ or !, so a string with a %XX escape and none of those four is still encoded.
+    if _ESCAPE.search(raw) and not any(c in raw for c in '=<>"'):
         return urllib.parse.unquote(raw)
     return raw
 
@@ -89,13 +95,13 @@ def flows_json(frame: pl.DataFrame) -> bytes:
 def get_flows(
     request: Request,
     start_time: Annotated[float | None, Query(
-        alias="startTime", allow_inf_nan=False,
+        alias="startTime", allow_inf_nan=False, ge=0, le=MAX_UNIX_S,
         description="range start, unix seconds (inclusive)")] = None,
     end_time: Annotated[float | None, Query(
-        alias="endTime", allow_inf_nan=False,
+        alias="endTime", allow_inf_nan=False, ge=0, le=MAX_UNIX_S,
         description="range end, unix seconds; flows up to endTime+1s are included")] = None,
     time_range: Annotated[float | None, Query(
-        alias="timeRange", gt=0, allow_inf_nan=False,
+        alias="timeRange", gt=0, le=MAX_UNIX_S, allow_inf_nan=False,
         description=f"seconds back from now (default {DEFAULT_TIME_RANGE_S} when no time is given)")] = None,
     limit: Annotated[int, Query(ge=1, le=flows.MAX_LIMIT, description="maximum flows returned")] = 100,
     filters: Annotated[str, Query(description=FILTERS_DOC)] = "",

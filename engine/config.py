@@ -7,10 +7,10 @@ reference documentation (`docs/config.md` is generated from them).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flowlake.engine.errors import ConfigError
 
@@ -22,8 +22,10 @@ class _Strict(BaseModel):
 class LakeConfig(_Strict):
     url: str = Field("./flowlake-data/lake", description="fsspec URL of the Parquet flow lake")
     flush_rows: int = Field(500_000, gt=0, description="publish a file once this many rows are buffered")
-    compression: str = Field("zstd", description="Parquet codec: zstd, snappy, lz4, gzip or none")
-    compression_level: int = Field(3, ge=1, le=22, description="codec level (zstd: 1-22)")
+    compression: Literal["zstd", "snappy", "lz4", "gzip", "brotli", "none"] = Field(
+        "zstd", description="Parquet codec")
+    compression_level: int = Field(3, ge=1, le=22, description="codec level (zstd 1-22, gzip 1-9, "
+                                   "brotli 1-11; ignored by snappy, lz4 and none)")
     row_group_rows: int = Field(256_000, gt=0, description="rows per Parquet row group")
 
 
@@ -39,6 +41,21 @@ class ProcessorConfig(_Strict):
     stages: list[str] = Field(["enrich"], description="stages after validation, in order")
     sinks: list[str] = Field(["lake"], description="where processed flows go")
     lake: LakeConfig = Field(default_factory=LakeConfig)  # type: ignore[arg-type]
+
+    @field_validator("listen")
+    @classmethod
+    def _flight_url(cls, value: str) -> str:
+        if not value.startswith(("grpc://", "grpc+tcp://", "grpc+tls://")):
+            raise ValueError(f"expected grpc://HOST:PORT (or grpc+tls://), got {value!r}")
+        return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if value and (not sep or not port.isdigit() or int(port) > 65535):
+            raise ValueError(f"expected HOST:PORT such as 0.0.0.0:9102 (or '' to disable), got {value!r}")
+        return value
 
 
 def load(path: str | Path | None = None, **overrides: Any) -> ProcessorConfig:
@@ -57,7 +74,9 @@ def load(path: str | Path | None = None, **overrides: Any) -> ProcessorConfig:
         target = data
         *parents, leaf = key.split(".")
         for p in parents:
-            target = target.setdefault(p, {})
+            if not isinstance(target.get(p), dict):  # an empty `lake:` in YAML is None
+                target[p] = {}
+            target = target[p]
         target[leaf] = value
     try:
         return ProcessorConfig.model_validate(data)

@@ -68,31 +68,30 @@ class Processor:
         frame = frame.with_columns(pl.col("TimeReceived").fill_null(pl.lit(int(time.time()), pl.Int64)))
         selfmetrics.INGEST_BATCHES.labels(transport=transport).inc()
         selfmetrics.INGEST_FLOWS.labels(transport=transport).inc(frame.height)
-        self._run(frame)
+        self._run(frame, self.stages)
 
-    def _run(self, frame: pl.DataFrame) -> None:
-        for stage in self.stages:
+    def _run(self, frame: pl.DataFrame, stages: list[Stage]) -> None:
+        for stage in stages:
             started = time.perf_counter()
             frame = stage.process(frame)
             selfmetrics.STAGE_SECONDS.labels(stage=stage.name).observe(time.perf_counter() - started)
         for sink in self.sinks:
-            sink.write(frame)
+            try:
+                sink.write(frame)
+            except FlowlakeError as exc:  # the sink kept the rows for its next flush; the sender is done
+                log.error("%s", exc)
 
     def flush(self) -> int:
         """Drain stages that hold rows back, then publish every sink; returns rows published."""
         for i, stage in enumerate(self.stages):
             held = stage.flush()
             if held is not None and held.height:
-                rest = self.stages[i + 1:]
-                for later in rest:
-                    held = later.process(held)
-                for sink in self.sinks:
-                    sink.write(held)
+                self._run(held, self.stages[i + 1:])
         rows = 0
         for sink in self.sinks:
             try:
                 rows += sink.flush()
-            except FlowlakeError as exc:  # keep serving; the sink counted the failure
+            except FlowlakeError as exc:  # keep serving; the sink kept its rows and counted the failure
                 log.error("%s", exc)
         return rows
 
@@ -100,7 +99,10 @@ class Processor:
         """Publish sink buffers every `flush_seconds` in a background thread."""
         def loop() -> None:
             while not self._stop.wait(self.config.flush_seconds):
-                self.flush()
+                try:
+                    self.flush()
+                except Exception:  # the flusher must outlive any one failure, or publishing stops
+                    log.exception("flush failed; retrying in %.0fs", self.config.flush_seconds)
         self._flusher = threading.Thread(target=loop, name="flowlake-flusher", daemon=True)
         self._flusher.start()
 

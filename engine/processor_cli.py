@@ -52,20 +52,31 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(cfg: Any, ready: threading.Event | None = None, stop: threading.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM (or `stop` is set), then flush every sink and exit cleanly."""
+    import pyarrow as pa
     from prometheus_client import start_http_server
 
     from flowlake.engine import selfmetrics
+    from flowlake.engine.errors import ConfigError
     from flowlake.engine.processor import Processor
     from flowlake.engine.transport.flight import FlowFlightServer
 
     stop = stop or threading.Event()
     processor = Processor(cfg)
-    server = FlowFlightServer(cfg.listen, processor.ingest)
+    try:
+        server = FlowFlightServer(cfg.listen, processor.ingest)
+    except (pa.ArrowException, OSError) as exc:
+        raise ConfigError(f"cannot listen on {cfg.listen} ({exc}); is the port taken by another "
+                          "processor? choose another with --listen") from exc
     metrics_server = None
     if cfg.metrics_address:
         host, _, port = cfg.metrics_address.rpartition(":")
-        metrics_server, _ = start_http_server(int(port), addr=host or "0.0.0.0",
-                                              registry=selfmetrics.REGISTRY)
+        try:
+            metrics_server, _ = start_http_server(int(port), addr=host or "0.0.0.0",
+                                                  registry=selfmetrics.REGISTRY)
+        except OSError as exc:
+            server.shutdown()
+            raise ConfigError(f"cannot serve /metrics on {cfg.metrics_address} ({exc}); choose another "
+                              "--metrics-address, or '' to disable it") from exc
     processor.start_flusher()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -247,11 +247,25 @@ def validate(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
     return out
 
 
+# Flow times must be milliseconds of this century: catches seconds, micro- and nanoseconds early,
+# before one stray value opens thousands of hour partitions in the lake.
+TIME_MIN_MS = 946_684_800_000  # 2000-01-01
+TIME_MAX_MS = 4_102_444_800_000  # 2100-01-01
+
+
 def _check_required_non_null(batch: pa.RecordBatch | pa.Table) -> None:
-    bad = [n for n in REQUIRED if batch.column(n).null_count]
-    if bad:
-        raise SchemaError([f"column {n}: required but has {batch.column(n).null_count} null values"
-                           for n in bad])
+    problems = [f"column {n}: required but has {batch.column(n).null_count} null values"
+                for n in REQUIRED if batch.column(n).null_count]
+    for name in ("TimeFlowStartMs", "TimeFlowEndMs"):
+        if batch.num_rows == 0:
+            break
+        lo, hi = pc.min_max(batch.column(name)).values()
+        if lo.is_valid and (lo.as_py() < TIME_MIN_MS or hi.as_py() >= TIME_MAX_MS):
+            problems.append(f"column {name}: values from {lo.as_py()} to {hi.as_py()} are outside "
+                            f"{TIME_MIN_MS}..{TIME_MAX_MS} (years 2000-2100 in ms since the epoch); "
+                            "were seconds, microseconds or nanoseconds sent?")
+    if problems:
+        raise SchemaError(problems)
 
 
 def empty_batch() -> pa.RecordBatch:

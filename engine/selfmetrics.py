@@ -30,6 +30,8 @@ TABLE: tuple[MetricDoc, ...] = (
     MetricDoc("flowlake_stage_seconds", "histogram", ("stage",), "time spent per batch in each stage"),
     MetricDoc("flowlake_sink_rows_total", "counter", ("sink",), "rows published by each sink"),
     MetricDoc("flowlake_sink_errors_total", "counter", ("sink",), "sink write failures"),
+    MetricDoc("flowlake_sink_dropped_rows_total", "counter", ("sink",),
+              "rows a sink gave up on (its buffer overflowed while the destination failed)"),
     MetricDoc("flowlake_lake_files_total", "counter", (), "Parquet files published to the lake"),
     MetricDoc("flowlake_enrich_unmatched_total", "counter", ("side",),
               "flow endpoints with no metadata entry (external or unknown IPs)"),
@@ -58,6 +60,7 @@ INGEST_REJECTED: Counter = _M["flowlake_ingest_rejected_batches_total"]  # type:
 STAGE_SECONDS: Histogram = _M["flowlake_stage_seconds"]  # type: ignore[assignment]
 SINK_ROWS: Counter = _M["flowlake_sink_rows_total"]  # type: ignore[assignment]
 SINK_ERRORS: Counter = _M["flowlake_sink_errors_total"]  # type: ignore[assignment]
+SINK_DROPPED: Counter = _M["flowlake_sink_dropped_rows_total"]  # type: ignore[assignment]
 LAKE_FILES: Counter = _M["flowlake_lake_files_total"]  # type: ignore[assignment]
 ENRICH_UNMATCHED: Counter = _M["flowlake_enrich_unmatched_total"]  # type: ignore[assignment]
 BUFFERED_ROWS: Gauge = _M["flowlake_buffered_rows"]  # type: ignore[assignment]

@@ -15,11 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("flowlake.up")
+STABLE_SECONDS = 60.0  # a component that ran this long is healthy again: its restart delay resets
 
 EPILOG = """what runs:
   processor  Arrow Flight ingest on grpc://HOST:FLIGHT_PORT, lake in DATA_DIR/lake, /metrics on :9102
@@ -51,7 +52,7 @@ class Component:
     port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
-    started: float = field(default=0.0)
+    started: float = 0.0
 
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", *self.argv],
@@ -71,14 +72,17 @@ class Component:
             self.proc.wait()
 
 
-def wait_port(host: str, port: int, timeout: float = 30.0) -> bool:
+def wait_port(host: str, port: int, comp: Component, stop: threading.Event, timeout: float = 30.0) -> bool:
+    """True once the port accepts connections; False if the component died, Ctrl-C came, or time ran out."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.is_set():
+        if comp.proc is not None and comp.proc.poll() is not None:
+            return False
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return True
         except OSError:
-            time.sleep(0.1)
+            stop.wait(0.1)
     return False
 
 
@@ -123,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         for c in comps:
             c.start()
-            if c.port is not None and not wait_port(args.host, c.port):
+            if c.port is not None and not wait_port(args.host, c.port, c, stop):
+                if stop.is_set():
+                    return 0
                 log.error("up: %s did not open port %d; see its log above", c.name, c.port)
                 return 1
         print(f"""
@@ -145,9 +151,14 @@ Press Ctrl-C to stop.
 
 
 def supervise(comps: list[Component], stop: threading.Event) -> None:
-    """Restart a component that exits on its own, with a growing delay, until `stop` is set."""
+    """Restart a component that exits on its own, with a growing delay, until `stop` is set.
+
+    The delay grows with consecutive quick failures and starts over once a component ran a minute.
+    """
     while not stop.wait(1.0):
         for c in comps:
+            if c.restarts and time.monotonic() - c.started > STABLE_SECONDS:
+                c.restarts = 0
             if c.proc is not None and c.proc.poll() is not None:
                 delay = min(30.0, 2.0 ** min(c.restarts, 5))
                 log.error("up: %s exited with %s; restarting in %.0fs", c.name, c.proc.returncode, delay)

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 import polars as pl
-import pyarrow.dataset as ds
 
 from flowlake.engine import schema
 from flowlake.engine.errors import FilterError, FlowlakeError
 from flowlake.engine.query import filters
-from flowlake.engine.store import lake, layout
+from flowlake.engine.store import lake
 
 PacketLoss = Literal["all", "dropped", "hasDrops", "sent"]
 RecordType = Literal["flowLog", "newConnection", "heartbeat", "endConnection", "allConnections"]
@@ -111,29 +110,15 @@ def run_flows(lake_url: str, q: FlowQuery) -> tuple[pl.DataFrame, QueryStats]:
     extra row tells whether the limit was reached without counting every match.
     """
     t0 = time.perf_counter()
+    scan = lake.open_scan(lake_url, q.start_ms, q.end_ms)
     frame = (
-        lake.scan(lake_url, q.start_ms, q.end_ms)
+        scan.frame
         .filter(q.predicate())
         .sort(q.sort_by, descending=q.descending, nulls_last=True)
         .head(q.limit + 1)
         .collect()
     )
-    files, rows = _files_and_rows(lake_url, q.start_ms, q.end_ms)
-    stats = QueryStats(files_scanned=files, rows_scanned=rows, num_rows=min(frame.height, q.limit),
-                       limit_reached=frame.height > q.limit,
+    stats = QueryStats(files_scanned=len(scan.files), rows_scanned=scan.rows_in_files(),
+                       num_rows=min(frame.height, q.limit), limit_reached=frame.height > q.limit,
                        query_time_ms=round((time.perf_counter() - t0) * 1000, 3))
     return frame.head(q.limit), stats
-
-
-def _files_and_rows(url: str, start_ms: int | None, end_ms: int | None) -> tuple[int, int]:
-    """How many files a scan of this range opens and how many rows they hold (footers only)."""
-    fs, root = layout.open_root(url)
-    files = layout.data_files(fs, root, start_ms, end_ms)
-    if not files:
-        return 0, 0
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in ("file", "local"):  # Polars reads local footers in parallel, ~5x faster than pyarrow
-        rows = pl.scan_parquet(files).select(pl.len()).collect().item()
-    else:
-        rows = ds.dataset(files, filesystem=fs, format="parquet").count_rows()
-    return len(files), int(rows)

@@ -20,7 +20,8 @@ from flowlake.engine.store import layout
 
 log = logging.getLogger(__name__)
 
-# Sorting inside a file by time, then namespaces, makes row-group statistics prune well.
+# Rows are sorted by time so row-group statistics prune time ranges inside an hour file; the
+# namespaces only order rows of the same millisecond (kept for compression, not for pruning).
 SORT_KEYS = ("TimeFlowEndMs", "SrcK8S_Namespace", "DstK8S_Namespace")
 # Dictionary-encode text only: integer columns came out larger and slower with dictionaries
 # (1M synthetic flows: 23.5 vs 26.5 bytes/flow, 1.26 vs 1.58 s).
@@ -34,13 +35,15 @@ class LakeSink:
     capabilities = Capabilities(durable=True, ordered=False, atomic_publish=True)
 
     def __init__(self, url: str, *, flush_rows: int = 500_000, compression: str = "zstd",
-                 compression_level: int = 3, row_group_rows: int = 256_000) -> None:
+                 compression_level: int | None = 3, row_group_rows: int = 256_000,
+                 max_buffer_rows: int = 5_000_000) -> None:
         self.url = url
         self.fs, self.root = layout.open_root(url)
         self.flush_rows = flush_rows
         self.compression = compression
         self.compression_level = compression_level
         self.row_group_rows = row_group_rows
+        self.max_buffer_rows = max_buffer_rows  # bounds memory while the destination is failing
         self._pending: list[pl.DataFrame] = []
         self._pending_rows = 0
         self._lock = threading.Lock()  # guards the buffer
@@ -57,38 +60,45 @@ class LakeSink:
             self.flush()
 
     def flush(self) -> int:
-        """Publish everything buffered; returns the number of rows written."""
+        """Publish everything buffered; returns the rows written.
+
+        On a failure the hours not yet published go back to the buffer for the next flush (hours
+        already published stay published, so nothing is written twice) and SinkError is raised.
+        """
         with self._lock:
             frames, self._pending, self._pending_rows = self._pending, [], 0
         if not frames:
             return 0
+        written = 0
         with self._io_lock:
             frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
-            try:
-                self._publish(frame)
-            except OSError as exc:
-                selfmetrics.SINK_ERRORS.labels(sink=self.name).inc()
-                raise SinkError(f"lake sink: cannot write to {self.url}: {exc}") from exc
-        return frame.height
+            parts = hour_slices(_conform(frame).sort(list(SORT_KEYS), nulls_last=True))
+            for i, (hour_ms, part) in enumerate(parts):
+                try:
+                    self._publish_hour(part, hour_ms)
+                except Exception as exc:  # any failure: keep the rows, report it, let the caller go on
+                    self._requeue([p for _, p in parts[i:]])
+                    selfmetrics.SINK_ERRORS.labels(sink=self.name).inc()
+                    raise SinkError(f"lake sink: cannot publish to {self.url} ({type(exc).__name__}: "
+                                    f"{exc}); {sum(p.height for _, p in parts[i:])} rows kept for "
+                                    "the next flush") from exc
+                written += part.height
+        return written
+
+    def _requeue(self, parts: list[pl.DataFrame]) -> None:
+        """Put unpublished rows back in front of the buffer; beyond `max_buffer_rows`, drop the oldest."""
+        with self._lock:
+            self._pending = parts + self._pending
+            self._pending_rows += sum(p.height for p in parts)
+            while self._pending_rows > self.max_buffer_rows and len(self._pending) > 1:
+                dropped = self._pending.pop(0)
+                self._pending_rows -= dropped.height
+                selfmetrics.SINK_DROPPED.labels(sink=self.name).inc(dropped.height)
+                log.error("lake sink: buffer over %d rows while %s is failing; dropped %d oldest rows",
+                          self.max_buffer_rows, self.url, dropped.height)
 
     def close(self) -> None:
         self.flush()
-
-    def _publish(self, frame: pl.DataFrame) -> None:
-        # One sort serves both pruning (time-ordered row groups) and partitioning: hours are then
-        # contiguous runs, published as zero-copy slices instead of a partition_by copy.
-        frame = _conform(frame).sort(list(SORT_KEYS), nulls_last=True)
-        ends = frame.get_column("TimeFlowEndMs")
-        first_hour = int(ends[0]) // layout.HOUR_MS
-        last_hour = int(ends[-1]) // layout.HOUR_MS
-        bounds = ends.search_sorted(
-            pl.Series([h * layout.HOUR_MS for h in range(first_hour + 1, last_hour + 1)], dtype=pl.Int64),
-            side="left").to_list()
-        starts = [0, *bounds]
-        stops = [*bounds, frame.height]
-        for hour, lo, hi in zip(range(first_hour, last_hour + 1), starts, stops, strict=True):
-            if hi > lo:
-                self._publish_hour(frame.slice(lo, hi - lo), hour * layout.HOUR_MS)
 
     def _publish_hour(self, part: pl.DataFrame, hour_ms: int) -> None:
         final_dir = layout.partition_dir(self.root, hour_ms)
@@ -97,10 +107,16 @@ class LakeSink:
         self.fs.makedirs(f"{self.root}/{layout.STAGING_DIR}", exist_ok=True)
         # compat_level newest keeps Polars' string views: zero-copy into Arrow and Parquet.
         table = part.to_arrow(compat_level=pl.CompatLevel.newest())
-        with self.fs.open(staging, "wb") as fh:
-            pq.write_table(table, fh, compression=self.compression, compression_level=self.compression_level,
-                           row_group_size=self.row_group_rows, write_statistics=True,
-                           use_dictionary=_DICTIONARY_COLUMNS)
+        try:
+            with self.fs.open(staging, "wb") as fh:
+                pq.write_table(table, fh, compression=self.compression,
+                               compression_level=self.compression_level if self.compression in _LEVELED else None,
+                               row_group_size=self.row_group_rows, write_statistics=True,
+                               use_dictionary=_DICTIONARY_COLUMNS)
+        except BaseException:
+            if self.fs.exists(staging):  # never leave a partial file behind, even in staging
+                self.fs.rm(staging)
+            raise
         self.fs.makedirs(final_dir, exist_ok=True)
         self.fs.mv(staging, f"{final_dir}/{name}")
         selfmetrics.SINK_ROWS.labels(sink=self.name).inc(part.height)
@@ -108,6 +124,20 @@ class LakeSink:
         log.debug("lake: published %d rows to %s/%s", part.height, final_dir, name)
 
 
+def hour_slices(frame: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
+    """(hour start ms, zero-copy slice) for each hour present in a frame sorted by TimeFlowEndMs.
+
+    Only the hours that hold rows are visited, however far apart they are.
+    """
+    runs = (frame.get_column("TimeFlowEndMs") // layout.HOUR_MS).rle().struct.unnest()
+    out, offset = [], 0
+    for length, hour in zip(runs.get_column("len").to_list(), runs.get_column("value").to_list(), strict=True):
+        out.append((int(hour) * layout.HOUR_MS, frame.slice(offset, length)))
+        offset += length
+    return out
+
+
+_LEVELED = {"zstd", "gzip", "brotli"}  # codecs that take a compression level
 _POLARS_SCHEMA = pl.from_arrow(schema.SCHEMA.empty_table()).schema  # type: ignore[union-attr]
 
 

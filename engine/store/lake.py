@@ -5,8 +5,11 @@ Called by the API (`/api/flows`), notebooks (`open_lake`) and tests.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 import pyarrow.dataset as ds
+from fsspec import AbstractFileSystem
 
 from flowlake.engine import schema
 from flowlake.engine.store import layout
@@ -19,25 +22,46 @@ def empty_frame() -> pl.LazyFrame:
     return pl.from_arrow(schema.SCHEMA.empty_table()).lazy()  # type: ignore[union-attr]
 
 
-def scan(url: str, start_ms: int | None = None, end_ms: int | None = None) -> pl.LazyFrame:
+def _native(fs: AbstractFileSystem) -> bool:
+    """True when Polars reads the files itself (local disk), its fastest path."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in _NATIVE
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A lazy scan and the files it opens (the query layer reports them in its stats)."""
+
+    frame: pl.LazyFrame
+    files: list[str]
+    fs: AbstractFileSystem
+
+    def rows_in_files(self) -> int:
+        """Rows in the opened files, from Parquet footers only (no data pages are read)."""
+        if not self.files:
+            return 0
+        if _native(self.fs):  # Polars reads local footers in parallel, ~5x faster than pyarrow
+            return int(pl.scan_parquet(self.files).select(pl.len()).collect().item())
+        return int(ds.dataset(self.files, filesystem=self.fs, format="parquet").count_rows())
+
+
+def open_scan(url: str, start_ms: int | None = None, end_ms: int | None = None) -> Scan:
     """Flows with start_ms <= TimeFlowEndMs < end_ms, reading only the hour partitions in range."""
     fs, root = layout.open_root(url)
     files = layout.data_files(fs, root, start_ms, end_ms)
     if not files:
-        return empty_frame()
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in _NATIVE:
-        lf = pl.scan_parquet(files)
+        return Scan(empty_frame(), [], fs)
+    if _native(fs):
+        frame = pl.scan_parquet(files)
     else:
-        lf = pl.scan_pyarrow_dataset(ds.dataset(files, filesystem=fs, format="parquet"))
+        frame = pl.scan_pyarrow_dataset(ds.dataset(files, filesystem=fs, format="parquet"))
     if start_ms is not None:
-        lf = lf.filter(pl.col("TimeFlowEndMs") >= start_ms)
+        frame = frame.filter(pl.col("TimeFlowEndMs") >= start_ms)
     if end_ms is not None:
-        lf = lf.filter(pl.col("TimeFlowEndMs") < end_ms)
-    return lf
+        frame = frame.filter(pl.col("TimeFlowEndMs") < end_ms)
+    return Scan(frame, files, fs)
 
 
-def count_files(url: str, start_ms: int | None = None, end_ms: int | None = None) -> int:
-    """How many data files a scan of this range opens (reported in query stats)."""
-    fs, root = layout.open_root(url)
-    return len(layout.data_files(fs, root, start_ms, end_ms))
+def scan(url: str, start_ms: int | None = None, end_ms: int | None = None) -> pl.LazyFrame:
+    """The LazyFrame of `open_scan`: what notebooks and tests use."""
+    return open_scan(url, start_ms, end_ms).frame

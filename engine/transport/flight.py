@@ -7,6 +7,7 @@ into a Flight error the client can read, without affecting other clients.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -20,6 +21,7 @@ from flowlake.engine.transport.base import Ingest
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 2055
 _DESCRIPTOR = flight.FlightDescriptor.for_path("flows")
+_REJECTED = "flow batch rejected: "  # SchemaError's prefix: how a client tells rejection from failure
 
 
 def location(url: str) -> str:
@@ -41,21 +43,36 @@ class FlightSender:
         self._options = flight.FlightCallOptions(timeout=timeout)
 
     def send(self, batches: Iterable[pa.RecordBatch]) -> int:
-        """Send batches; returns rows sent. A rejected batch raises SchemaError with the server's reason."""
+        """Send batches in one stream; returns rows sent.
+
+        Each batch is conformed to the flow schema first (so a bad batch fails here, before any
+        network trip, and every batch of the stream has one schema). A batch the server rejects
+        raises SchemaError naming it; the batches before it in the stream were accepted. A server or
+        network failure raises a retryable TransportError.
+        """
         rows = 0
         writer = None
         try:
             for batch in batches:
+                valid = schema.validate(batch)
                 if writer is None:
-                    writer, _ = self._client.do_put(_DESCRIPTOR, batch.schema, options=self._options)
-                writer.write_batch(batch)
+                    writer, _ = self._client.do_put(_DESCRIPTOR, schema.SCHEMA, options=self._options)
+                writer.write_batch(valid)
                 rows += batch.num_rows
             if writer is not None:
                 writer.close()
-        except flight.FlightUnavailableError as exc:
-            raise TransportError(f"processor at {self.url} is unreachable: {exc}", retry_after=1.0) from exc
-        except (pa.ArrowInvalid, flight.FlightServerError) as exc:
-            raise SchemaError([_server_message(exc)]) from exc
+                writer = None
+        except pa.ArrowInvalid as exc:
+            if _REJECTED in str(exc):
+                raise SchemaError([_server_message(exc)]) from exc
+            raise TransportError(f"processor at {self.url} failed: {exc}", retry_after=1.0) from exc
+        except flight.FlightError as exc:  # unavailable, timed out, internal: worth trying again
+            raise TransportError(f"processor at {self.url}: {type(exc).__name__}: {exc}",
+                                 retry_after=1.0) from exc
+        finally:
+            if writer is not None:
+                with contextlib.suppress(pa.ArrowException, flight.FlightError):
+                    writer.close()
         return rows
 
     def close(self) -> None:
@@ -65,9 +82,7 @@ class FlightSender:
 def _server_message(exc: Exception) -> str:
     # gRPC wraps our message in transport detail; keep the part the server wrote.
     text = str(exc)
-    marker = "flow batch rejected: "
-    if marker in text:
-        text = text[text.index(marker) + len(marker):]
+    text = text[text.index(_REJECTED) + len(_REJECTED):]
     return text.split(". Detail:")[0].strip()
 
 
@@ -81,21 +96,33 @@ class FlowFlightServer(flight.FlightServerBase):  # type: ignore[misc]
     def do_put(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor,
                reader: flight.MetadataRecordBatchReader, writer: flight.FlightMetadataWriter) -> None:
         peer = context.peer()
-        try:
-            for chunk in reader:
-                batch = chunk.data
-                if batch is None or batch.num_rows == 0:
-                    selfmetrics.INGEST_REJECTED.labels(transport="grpc", reason="empty").inc()
-                    continue  # an empty batch carries nothing: count it, skip it, keep the stream
+        chunks = iter(reader)
+        accepted = 0
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, OSError) as exc:
+                selfmetrics.INGEST_REJECTED.labels(transport="grpc", reason="decode").inc()
+                log.warning("could not decode a stream from %s: %s", peer, exc)
+                raise pa.ArrowInvalid(f"{_REJECTED}cannot decode the stream ({exc})") from exc
+            batch = chunk.data
+            if batch is None or batch.num_rows == 0:
+                selfmetrics.INGEST_REJECTED.labels(transport="grpc", reason="empty").inc()
+                continue  # an empty batch carries nothing: count it, skip it, keep the stream
+            try:
                 self._ingest(batch, "grpc")
-        except SchemaError as exc:
-            selfmetrics.INGEST_REJECTED.labels(transport="grpc", reason="schema").inc()
-            log.warning("rejected a batch from %s: %s", peer, exc)
-            raise pa.ArrowInvalid(str(exc)) from exc
-        except (pa.ArrowInvalid, OSError) as exc:
-            selfmetrics.INGEST_REJECTED.labels(transport="grpc", reason="decode").inc()
-            log.warning("could not decode a stream from %s: %s", peer, exc)
-            raise pa.ArrowInvalid(f"flow batch rejected: cannot decode the stream ({exc})") from exc
+            except SchemaError as exc:
+                selfmetrics.INGEST_REJECTED.labels(transport="grpc", reason="schema").inc()
+                log.warning("rejected batch %d of a stream from %s: %s", accepted + 1, peer, exc)
+                raise pa.ArrowInvalid(f"{exc} (batch {accepted + 1} of this stream; the {accepted} "
+                                      "before it were accepted)") from exc
+            except Exception as exc:  # a processor fault, not the client's: tell it to retry
+                log.exception("processor failed on a batch from %s", peer)
+                raise flight.FlightInternalError(f"processor failed on batch {accepted + 1}: {exc}; "
+                                                 "retry later") from exc
+            accepted += 1
 
     def list_flights(self, context: flight.ServerCallContext, criteria: bytes) -> Iterable[flight.FlightInfo]:
         yield flight.FlightInfo(schema.SCHEMA, _DESCRIPTOR, [], -1, -1)

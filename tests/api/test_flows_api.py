@@ -108,6 +108,13 @@ def test_filters_url_encoded_twice_like_the_console(client: TestClient) -> None:
     assert plain["flows"] == twice["flows"] and plain["flows"]
 
 
+def test_encoded_regex_filter_is_decoded(client: TestClient) -> None:
+    text = "src_namespace~^front"  # encodeURIComponent leaves ~ alone but encodes ^ as %5E
+    plain = flows(client, startTime=ALL[0], endTime=ALL[1], filters=text)
+    encoded = flows(client, startTime=ALL[0], endTime=ALL[1], filters=urllib.parse.quote(text, safe="~"))
+    assert plain["flows"] and encoded["flows"] == plain["flows"]
+
+
 @pytest.mark.parametrize(("limit", "reached"), [(52, False), (51, True), (1, True)],
                          ids=["exactly-all", "one-less", "one"])
 def test_limit_and_limit_reached(client: TestClient, limit: int, reached: bool) -> None:
@@ -191,6 +198,9 @@ BAD = [
     ("filter-unknown-key", {"filters": "namspace=x"}, "filters", 0),
     ("filter-not-a-number", {"filters": "namespace=a&src_port>=ten"}, "filters", 22),
     ("filter-bad-regex", {"filters": "name~(a"}, "filters", 5),
+    ("start-huge", {"startTime": -1e300}, "startTime", None),
+    ("end-huge", {"startTime": 0, "endTime": 1e300}, "endTime", None),
+    ("time-range-huge", {"timeRange": 1e300}, "timeRange", None),
 ]
 
 

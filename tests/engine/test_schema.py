@@ -10,7 +10,7 @@ import pytest
 
 from flowlake.engine import schema
 from flowlake.engine.errors import SchemaError
-from tests.conftest import make_batch
+from tests.conftest import BASE_MS, make_batch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,8 @@ def test_valid_canonical_batch_is_returned_unchanged() -> None:
 
 def test_minimal_batch_is_completed_and_converted() -> None:
     batch = pa.RecordBatch.from_pydict({
-        "TimeFlowStartMs": [1, 2], "TimeFlowEndMs": [3, 4], "Etype": [2048, 2048], "Proto": [17, 6],
+        "TimeFlowStartMs": [BASE_MS, BASE_MS], "TimeFlowEndMs": [BASE_MS + 1, BASE_MS + 2],
+        "Etype": [2048, 2048], "Proto": [17, 6],
         "SrcAddr": ["10.0.0.1", "10.0.0.2"], "DstAddr": pa.array(["a", "b"], pa.large_string()),
         "Bytes": [10, 20], "Packets": pa.array([1, 2], pa.int32()),
         "SrcK8S_Namespace": pa.array(["x", "y"]).dictionary_encode(),
@@ -64,8 +65,8 @@ def test_polars_round_trip_validates() -> None:
 
 
 def _required_only(**over: object) -> dict[str, object]:
-    data: dict[str, object] = {"TimeFlowStartMs": [1], "TimeFlowEndMs": [2], "Etype": [2048],
-                               "Proto": [6], "SrcAddr": ["a"], "DstAddr": ["b"], "Bytes": [1],
+    data: dict[str, object] = {"TimeFlowStartMs": [BASE_MS], "TimeFlowEndMs": [BASE_MS + 1000],
+                               "Etype": [2048], "Proto": [6], "SrcAddr": ["a"], "DstAddr": ["b"], "Bytes": [1],
                                "Packets": [1]}
     data.update(over)
     return {k: v for k, v in data.items() if v is not None}
@@ -80,6 +81,9 @@ def _required_only(**over: object) -> dict[str, object]:
     pytest.param(_required_only(SrcAdr=["x"]), ["column SrcAdr: not in the flow schema"], id="unknown"),
     pytest.param(_required_only(Bytes=[None]), ["column Bytes: required but has 1 null values"],
                  id="null-required"),
+    pytest.param(_required_only(TimeFlowEndMs=[1_764_000_000_000_000]),
+                 ["column TimeFlowEndMs: values from 1764000000000000 to 1764000000000000 are outside"],
+                 id="microseconds"),
     pytest.param(_required_only(SrcAddr=[5], DstPort=[-1]),
                  ["column SrcAddr: got int64, expected string", "column DstPort: cannot convert"],
                  id="every-column-named"),
