@@ -51,3 +51,27 @@ def test_user_error_is_one_line_without_traceback(tmp_path: object) -> None:
 def test_generated_docs_are_fresh() -> None:
     res = run_cli("docs", "--check", "--dir", str(Path(__file__).resolve().parents[1] / "docs"))
     assert res.returncode == 0, res.stderr
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run_cli("processor", "--listen", f"grpc://127.0.0.1:{port}", "--metrics-address", "")
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert f"cannot listen on grpc://127.0.0.1:{port}" in res.stderr and "--listen" in res.stderr
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    pytest.param(["--metrics-address", "nonsense"], "metrics_address: Value error, expected HOST:PORT",
+                 id="metrics-address"),
+    pytest.param(["--listen", "http://x:1"], "listen: Value error, expected grpc://HOST:PORT", id="listen"),
+])
+def test_bad_addresses_are_named(argv: list[str], message: str) -> None:
+    res = run_cli("processor", *argv)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert message in res.stderr
