@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 APT_PKGS := python3-bpfcc python3-venv python3-dev linux-headers-$(ARCH) bpftool iproute2 ca-certificates \
-  prometheus dnsmasq-base iperf3 nftables
+  prometheus dnsmasq-base iperf3 nftables ethtool
 KREL := $(shell uname -r)
 PYTEST_ARGS ?=
 # The repo root holds a folder named operator/; never let `python -m` put the root on sys.path,

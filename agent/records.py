@@ -1,0 +1,136 @@
+"""Drained kernel map buffers -> one Arrow RecordBatch of the flow schema (the only such function).
+
+The numpy dtypes below mirror `bpf/flows.h` byte for byte (tests compare them with the sizes bcc
+reports). Called by `agent.run` after every drain; works on whole arrays: the only per-item Python
+is per distinct address, MAC or interface, never per flow.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from flowlake.engine import schema
+
+MAX_IFACES = 6
+DNS_NAME_LEN = 32
+
+KEY = np.dtype([("src_ip", "V16"), ("dst_ip", "V16"), ("src_port", "<u2"), ("dst_port", "<u2"),
+                ("proto", "u1"), ("icmp_type", "u1"), ("icmp_code", "u1"), ("pad", "u1")])
+STATS = np.dtype([("first_ns", "<u8"), ("last_ns", "<u8"), ("bytes", "<u8"), ("packets", "<u4"),
+                  ("flags", "<u4"), ("if_first", "<u4"), ("sampling", "<u4"), ("eth_proto", "<u2"),
+                  ("src_mac", "V6"), ("dst_mac", "V6"), ("dir_first", "u1"), ("dscp", "u1"),
+                  ("n_ifaces", "u1"), ("ifaces_missed", "u1"), ("pad", "V2"),
+                  ("ifaces", "<u4", (MAX_IFACES,)), ("dirs", "u1", (MAX_IFACES,)), ("pad2", "V6")])
+EVENT = np.dtype([("key", KEY), ("stats", STATS)])
+DNS = np.dtype([("latency_ns", "<u8"), ("id", "<u2"), ("flags", "<u2"), ("name", f"S{DNS_NAME_LEN}"),
+                ("pad", "V4")])
+DROP = np.dtype([("bytes", "<u8"), ("packets", "<u4"), ("latest_reason", "<u2"), ("latest_state", "u1"),
+                 ("pad", "u1"), ("latest_flags", "<u4"), ("pad2", "<u4")])
+assert KEY.itemsize == 40 and STATS.itemsize == 96 and DNS.itemsize == 48 and DROP.itemsize == 24
+
+# Linux TCP states (include/net/tcp_states.h), for PktDropLatestState.
+TCP_STATES = ["", "TCP_ESTABLISHED", "TCP_SYN_SENT", "TCP_SYN_RECV", "TCP_FIN_WAIT1", "TCP_FIN_WAIT2",
+              "TCP_TIME_WAIT", "TCP_CLOSE", "TCP_CLOSE_WAIT", "TCP_LAST_ACK", "TCP_LISTEN", "TCP_CLOSING",
+              "TCP_NEW_SYN_RECV"]
+_V4_PREFIX = bytes(10) + b"\xff\xff"
+
+
+def _format_ip(raw: bytes) -> str:
+    if raw[:12] == _V4_PREFIX:
+        return socket.inet_ntop(socket.AF_INET, raw[12:])
+    return socket.inet_ntop(socket.AF_INET6, raw)
+
+
+def _format_mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _strings(values: np.ndarray, fmt: Callable[[bytes], str]) -> pa.Array:
+    """Format fixed-size byte values to strings once per distinct value, then gather (vectorized)."""
+    if len(values) == 0:
+        return pa.array([], pa.string())
+    uniq, inverse = np.unique(values, return_inverse=True)
+    names = pa.array([fmt(bytes(u)) for u in uniq], pa.string())
+    return names.take(pa.array(inverse.astype(np.int32)))
+
+
+def _lists(counts: np.ndarray, values: np.ndarray, value_type: pa.DataType) -> pa.Array:
+    """A list column from a per-row count and a (rows, MAX) matrix of values (first `count` used)."""
+    counts = np.minimum(counts.astype(np.int32), values.shape[1])
+    mask = np.arange(values.shape[1])[None, :] < counts[:, None]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[mask], value_type))
+
+
+def _iface_names(ifindexes: np.ndarray, ifname: Callable[[int], str]) -> np.ndarray:
+    """The (rows, MAX) matrix of interface names: one lookup per distinct ifindex."""
+    ids, inverse = np.unique(ifindexes, return_inverse=True)
+    names = np.array([ifname(int(i)) for i in ids] or [""], dtype=object)
+    return names[inverse.reshape(ifindexes.shape)] if len(ids) else np.full(ifindexes.shape, "", dtype=object)
+
+
+def to_batch(keys: np.ndarray, stats: np.ndarray, *, agent_ip: str, mono_to_wall_ns: int,
+             ifname: Callable[[int], str], dns: np.ndarray | None = None, rtt_ns: np.ndarray | None = None,
+             drops: np.ndarray | None = None, drop_reasons: dict[int, str] | None = None) -> pa.RecordBatch:
+    """One batch of the flow schema from aligned per-flow arrays (feature arrays already merged by key).
+
+    `dns`, `rtt_ns` and `drops` are aligned with `keys`; rows without a feature value hold zeros.
+    """
+    n = len(keys)
+    proto = keys["proto"]
+    has_ports = np.isin(proto, (6, 17, 132))
+    is_icmp = np.isin(proto, (1, 58))
+    cols: dict[str, Any] = {
+        "TimeFlowStartMs": pa.array((stats["first_ns"] + mono_to_wall_ns) // 1_000_000, pa.int64()),
+        "TimeFlowEndMs": pa.array((stats["last_ns"] + mono_to_wall_ns) // 1_000_000, pa.int64()),
+        "AgentIP": pa.array(np.full(n, agent_ip, dtype=object), pa.string()),
+        "Etype": pa.array(stats["eth_proto"], pa.uint16()),
+        "SrcMac": _strings(stats["src_mac"], _format_mac),
+        "DstMac": _strings(stats["dst_mac"], _format_mac),
+        "SrcAddr": _strings(keys["src_ip"], _format_ip),
+        "DstAddr": _strings(keys["dst_ip"], _format_ip),
+        "SrcPort": pa.array(keys["src_port"], pa.uint16(), mask=~has_ports),
+        "DstPort": pa.array(keys["dst_port"], pa.uint16(), mask=~has_ports),
+        "Proto": pa.array(proto, pa.uint8()),
+        "Dscp": pa.array(stats["dscp"], pa.uint8()),
+        "IcmpType": pa.array(keys["icmp_type"], pa.uint8(), mask=~is_icmp),
+        "IcmpCode": pa.array(keys["icmp_code"], pa.uint8(), mask=~is_icmp),
+        "Flags": pa.array(stats["flags"].astype(np.uint16), pa.uint16(), mask=proto != 6),
+        "Bytes": pa.array(stats["bytes"], pa.uint64()),
+        "Packets": pa.array(stats["packets"].astype(np.uint64), pa.uint64()),
+        "Sampling": pa.array(stats["sampling"], pa.uint32()),
+        "Interfaces": _lists(stats["n_ifaces"], _iface_names(stats["ifaces"], ifname), pa.string()),
+        "IfDirections": _lists(stats["n_ifaces"], stats["dirs"], pa.uint8()),
+        # Flows seen only by a feature map (e.g. dropped before reaching TC) have no interface.
+        "FlowDirection": pa.array(stats["dir_first"], pa.uint8(), mask=stats["n_ifaces"] == 0),
+    }
+    if dns is not None:
+        has = (dns["id"] != 0) | (dns["flags"] != 0) | (dns["latency_ns"] != 0)
+        cols["DnsId"] = pa.array(dns["id"], pa.uint16(), mask=~has)
+        cols["DnsFlags"] = pa.array(dns["flags"], pa.uint16(), mask=~has)
+        cols["DnsLatencyMs"] = pa.array((dns["latency_ns"] // 1_000_000).astype(np.uint32), pa.uint32(),
+                                        mask=~has)
+        cols["DnsName"] = pa.array(dns["name"], pa.binary(), mask=~has).cast(pa.string(), safe=False)
+    if rtt_ns is not None:
+        cols["TimeFlowRttNs"] = pa.array(rtt_ns.astype(np.int64), pa.int64(), mask=rtt_ns == 0)
+    if drops is not None:
+        has = drops["packets"] > 0
+        cols["PktDropBytes"] = pa.array(drops["bytes"], pa.uint64(), mask=~has)
+        cols["PktDropPackets"] = pa.array(drops["packets"].astype(np.uint64), pa.uint64(), mask=~has)
+        cols["PktDropLatestFlags"] = pa.array(drops["latest_flags"].astype(np.uint16), pa.uint16(), mask=~has)
+        reasons = drop_reasons or {}
+        r_ids = np.unique(drops["latest_reason"])
+        r_lut = {int(r): f"SKB_DROP_REASON_{reasons.get(int(r), str(int(r)))}" for r in r_ids}
+        cols["PktDropLatestDropCause"] = pa.array(
+            np.array([r_lut[int(r)] for r in r_ids], dtype=object)[np.searchsorted(r_ids, drops["latest_reason"])]
+            if n else np.array([], dtype=object), pa.string(), mask=~has)
+        states = np.array(TCP_STATES + [""] * (256 - len(TCP_STATES)), dtype=object)
+        st = states[drops["latest_state"]]
+        cols["PktDropLatestState"] = pa.array(st, pa.string(), mask=~has | (drops["latest_state"] == 0))
+    batch = pa.RecordBatch.from_pydict(cols)
+    return schema.validate(batch)  # type: ignore[return-value]

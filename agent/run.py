@@ -1,0 +1,257 @@
+"""The agent: loads the kernel program, follows interfaces, drains maps into Arrow batches, exports.
+
+Driven by `flowlake agent` (agent/cli.py) and by tests. One drain every `cache_active_timeout`
+turns every map into aligned numpy arrays and one RecordBatch (agent/records.py); an exporter
+thread sends batches so a slow processor never delays the drain (a full queue drops the oldest
+batch and counts it).
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import logging
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from flowlake.agent import attach, btf, drain, drops, filters, interfaces, merge, metrics, program, records
+from flowlake.agent.export import open_exporter
+
+log = logging.getLogger("flowlake.agent")
+
+FEATURES = ("PacketDrop", "DNSTracking", "FlowRTT")
+KERNEL_COUNTERS = ("ringbuf_fallback", "ringbuf_lost", "filter_reject", "filter_accept", "ifaces_missed",
+                   "dns_no_request", "drop_unparsed")
+
+
+@dataclass
+class AgentConfig:
+    """Everything `flowlake agent` is told (flags or FLOWLAKE_* environment)."""
+
+    target: str = "grpc://127.0.0.1:2055"
+    interfaces: list[str] = field(default_factory=list)
+    exclude_interfaces: list[str] = field(default_factory=lambda: ["lo"])
+    cache_active_timeout: float = 5.0
+    cache_max_flows: int = 5000
+    sampling: int = 1
+    features: tuple[str, ...] = ()
+    filter_rules: str = ""
+    dns_port: int = 53
+    agent_ip: str = ""
+    export_queue: int = 16
+
+
+def detect_agent_ip() -> str:
+    """The address this host uses towards the outside (no packet is sent), else loopback."""
+    for family, probe in ((socket.AF_INET, ("192.0.2.1", 9)), (socket.AF_INET6, ("2001:db8::1", 9))):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect(probe)
+                return str(s.getsockname()[0])
+        except OSError:
+            continue
+    return "127.0.0.1"
+
+
+class Agent:
+    """One agent on one host (network namespace); `start`, then `run` until stopped, then `close`."""
+
+    def __init__(self, cfg: AgentConfig) -> None:
+        unknown = set(cfg.features) - set(FEATURES)
+        if unknown:
+            from flowlake.engine.errors import ConfigError
+
+            raise ConfigError(f"unknown feature(s) {sorted(unknown)}; valid: {', '.join(FEATURES)}")
+        self.cfg = cfg
+        self.agent_ip = cfg.agent_ip or detect_agent_ip()
+        self.selector = interfaces.Selector(cfg.interfaces, cfg.exclude_interfaces)
+        self.rules = filters.parse(cfg.filter_rules) if cfg.filter_rules else []
+        self.reason_names: dict[int, str] = {}
+        offsets: dict[str, int] = {}
+        if "PacketDrop" in cfg.features:
+            fmt = drops.format_text()
+            offsets = {**btf.kernel_offsets(), **drops.record_offsets(fmt)}
+            self.reason_names = drops.reason_names(fmt)
+        self.program = program.ProgramConfig(
+            sampling=cfg.sampling, cache_max_flows=cfg.cache_max_flows, dns="DNSTracking" in cfg.features,
+            dns_port=cfg.dns_port, rtt="FlowRTT" in cfg.features, drops="PacketDrop" in cfg.features,
+            filters=bool(self.rules), offsets=offsets)
+        self._events: list[bytes] = []
+        # ifindex -> name, kept from link events: names are resolved in the agent's own network
+        # namespace, whatever thread (or namespace) later calls drain().
+        self._names: dict[int, str] = {}
+        self._lock = threading.Lock()  # one drain at a time (timer vs final drain on stop)
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=cfg.export_queue)
+        self._stop = threading.Event()
+        self.bpf: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Compile, load, attach to every selected interface, start the watcher and the exporter."""
+        bcc, self.bpf = program.load(self.program)
+        fn_in = self.bpf.load_func(b"flowlake_tc_ingress", bcc.BPF.SCHED_CLS)
+        fn_out = self.bpf.load_func(b"flowlake_tc_egress", bcc.BPF.SCHED_CLS)
+        self._prog_fds = {"tc_ingress": fn_in.fd, "tc_egress": fn_out.fd}
+        if self.program.drops:
+            self.bpf.attach_tracepoint(tp=b"skb:kfree_skb", fn_name=b"flowlake_kfree_skb")
+            self._prog_fds["kfree_skb"] = self.bpf.funcs[b"flowlake_kfree_skb"].fd
+        if self.rules:
+            table = self.bpf[b"filter_rules"]
+            for e in self.rules:
+                table[table.Key.from_buffer_copy(e.key)] = table.Leaf.from_buffer_copy(e.rule)
+        self.bpf[b"flow_events"].open_ring_buffer(self._on_event)
+        max_flows = self.cfg.cache_max_flows
+        self._drainers = {"flows": self._drainer(b"flows", records.KEY, records.STATS, max_flows)}
+        if self.program.dns:
+            self._drainers["dns"] = self._drainer(b"dns_flows", records.KEY, records.DNS, max_flows)
+        if self.program.rtt:
+            self._drainers["rtt"] = self._drainer(b"rtt_flows", records.KEY, np.dtype("<u8"), max_flows)
+        if self.program.drops:
+            self._drainers["drops"] = self._drainer(b"drop_flows", records.KEY, records.DROP, max_flows)
+        self.attacher = attach.Attacher(fn_in.fd, fn_out.fd)
+        self.watcher = interfaces.Watcher(self._link_added, self._link_removed)
+        self.watcher.start()
+        for ifindex, name in interfaces.current_links():
+            self._link_added(ifindex, name)
+        self.exporter = open_exporter(self.cfg.target)
+        self._export_thread = threading.Thread(target=self._export_loop, name="flowlake-export", daemon=True)
+        self._export_thread.start()
+        metrics.SAMPLING.set(self.cfg.sampling)
+        self._collector = metrics.KernelCollector(self.kernel_counters, self.prog_stats)
+        metrics.REGISTRY.register(self._collector)
+        log.info("agent: capturing on %d interface(s) as %s, sampling 1:%d, features %s, sending to %s",
+                 len(self.attacher.attached), self.agent_ip, self.cfg.sampling,
+                 ", ".join(self.cfg.features) or "none", self.cfg.target)
+
+    def _drainer(self, name: bytes, kd: np.dtype, vd: np.dtype, n: int) -> drain.MapDrainer:
+        return drain.MapDrainer(name.decode(), self.bpf[name].get_fd(), kd, vd, n)
+
+    def run(self) -> None:
+        """Drain and export every cache-active-timeout until `stop()`."""
+        while not self._stop.wait(self.cfg.cache_active_timeout):
+            self.drain_and_enqueue()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        """Final drain, flush the exporter, detach everything the agent attached."""
+        self._stop.set()
+        self.watcher.stop()
+        self.attacher.detach_all()
+        metrics.ATTACHED.set(0)
+        self.drain_and_enqueue()
+        self._queue.put(None)
+        self._export_thread.join(timeout=30)
+        self.exporter.close()
+        metrics.REGISTRY.unregister(self._collector)
+        self.bpf.cleanup()
+        log.info("agent: stopped; filters and qdiscs removed")
+
+    # -- interfaces ------------------------------------------------------------------------------
+    def _link_added(self, ifindex: int, name: str) -> None:
+        self._names[ifindex] = name
+        if ifindex in self.attacher.attached or not self.selector.wants(name):
+            return
+        try:
+            self.attacher.attach(ifindex, name)
+            metrics.IFACE_EVENTS.labels(event="added").inc()
+        except Exception as exc:  # a bad interface is logged and counted, never fatal
+            metrics.ATTACH_ERRORS.labels(interface=name).inc()
+            log.warning("agent: cannot attach to %s: %s", name, exc)
+        metrics.ATTACHED.set(len(self.attacher.attached))
+
+    def _link_removed(self, ifindex: int, name: str) -> None:
+        if ifindex in self.attacher.attached:
+            self.attacher.forget(ifindex)
+            metrics.IFACE_EVENTS.labels(event="removed").inc()
+            metrics.ATTACHED.set(len(self.attacher.attached))
+
+    # -- draining --------------------------------------------------------------------------------
+    def _on_event(self, _ctx: Any, data: Any, size: int) -> None:
+        self._events.append(ct.string_at(data, size))  # map-full fallback only: kept as raw bytes
+
+    def drain(self) -> pa.RecordBatch | None:
+        """Empty every map; one RecordBatch of the flow schema, or None when nothing was seen."""
+        with self._lock, metrics.DRAIN_SECONDS.time():
+            mono_to_wall = time.time_ns() - time.monotonic_ns()
+            self.bpf.ring_buffer_consume()
+            events = np.frombuffer(b"".join(self._events), records.EVENT) if self._events else \
+                np.zeros(0, records.EVENT)
+            self._events = []
+            keys, stats = self._drainers["flows"].drain()
+            metrics.EVICTIONS.inc()
+            metrics.MAP_FILL.set(len(keys) / self.cfg.cache_max_flows)
+            metrics.EVICTED_FLOWS.labels(source="map").inc(len(keys))
+            metrics.EVICTED_FLOWS.labels(source="ringbuf").inc(len(events))
+            keys, stats = merge.fold_events(keys, stats, events)
+            feats = {name: d.drain() for name, d in self._drainers.items() if name != "flows"}
+            all_keys = merge.union_keys(keys, *(k for k, _ in feats.values()))
+            if len(all_keys) == 0:
+                return None
+            if len(all_keys) > len(keys):  # flows seen only by a feature (e.g. dropped before TC)
+                extra = np.zeros(len(all_keys) - len(keys), records.STATS)
+                now_mono = time.monotonic_ns()
+                extra["first_ns"], extra["last_ns"], extra["sampling"] = now_mono, now_mono, self.cfg.sampling
+                extra["eth_proto"] = np.where(merge.is_v4(all_keys[len(keys):]), 0x0800, 0x86DD)
+                stats = np.concatenate([stats, extra])
+            metrics.EVICTED_PACKETS.inc(int(stats["packets"].sum()))
+            aligned: dict[str, Any] = {}
+            if "dns" in feats:
+                aligned["dns"] = merge.lookup(all_keys, *feats["dns"])[0]
+            if "rtt" in feats:
+                fwd = merge.lookup(all_keys, *feats["rtt"])[0]
+                rev = merge.lookup(merge.reverse(all_keys), *feats["rtt"])[0]
+                aligned["rtt_ns"] = np.maximum(fwd, rev)  # path RTT, whichever side this node is on
+            if "drops" in feats:
+                aligned["drops"] = merge.lookup(all_keys, *feats["drops"])[0]
+            return records.to_batch(all_keys, stats, agent_ip=self.agent_ip, mono_to_wall_ns=mono_to_wall,
+                                    ifname=lambda i: self._names.get(i, str(i)), drop_reasons=self.reason_names,
+                                    **aligned)
+
+    def drain_and_enqueue(self) -> None:
+        batch = self.drain()
+        if batch is None:
+            return
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            oldest = self._queue.get_nowait()
+            if oldest is not None:
+                metrics.DROPPED_FLOWS.labels(reason="backpressure").inc(oldest.num_rows)
+                log.warning("agent: export queue full; dropped %d oldest flows", oldest.num_rows)
+            self._queue.put_nowait(batch)
+
+    def _export_loop(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            try:
+                self.exporter.send([batch])
+                metrics.EXPORTED_BATCHES.labels(exporter=self.exporter.kind).inc()
+                metrics.EXPORTED_FLOWS.labels(exporter=self.exporter.kind).inc(batch.num_rows)
+            except Exception as exc:  # the processor is down or refused: count, log, keep capturing
+                metrics.DROPPED_FLOWS.labels(reason="export").inc(batch.num_rows)
+                log.warning("agent: could not export %d flows to %s: %s", batch.num_rows, self.cfg.target, exc)
+
+    # -- scrape-time readings ----------------------------------------------------------------------
+    def kernel_counters(self) -> dict[str, int]:
+        table = self.bpf[b"global_counters"]
+        return {name: int(table.sum(table.Key(i)).value) for i, name in enumerate(KERNEL_COUNTERS)}
+
+    def prog_stats(self) -> dict[str, tuple[int, int]]:
+        """(run_time_ns, run_cnt) per program from /proc fdinfo (non-zero when bpf stats are on)."""
+        out = {}
+        for name, fd in self._prog_fds.items():
+            lines = Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
+            info = dict(line.split(":", 1) for line in lines if ":" in line)
+            out[name] = (int(info.get("run_time_ns", "0")), int(info.get("run_cnt", "0")))
+        return out

@@ -1,0 +1,109 @@
+/* TCP round-trip time measured in the TC program (included by flows.c when ENABLE_RTT).
+ *
+ * Works without fentry/kprobes. A sample is the time from a packet to the packet that acknowledges
+ * it in the other direction: SYN -> SYN-ACK, SYN-ACK -> ACK, and TCP timestamp echoes (TSval ->
+ * TSecr). Each sample is kept, per flow and report interval, as its minimum (delayed ACKs only ever
+ * add time). Seen from one node, the samples of one direction are the path RTT and those of the
+ * other direction only the local stack's delay; user space reports max(flow, reverse flow) on both
+ * (agent/run.py), which is the path RTT wherever the agent sits.
+ */
+#ifndef ENABLE_DNS
+static __always_inline void reverse_key(const struct flow_key *k, struct flow_key *r) {
+    __builtin_memcpy(r->src_ip, k->dst_ip, 16);
+    __builtin_memcpy(r->dst_ip, k->src_ip, 16);
+    r->src_port = k->dst_port;
+    r->dst_port = k->src_port;
+    r->proto = k->proto;
+}
+#endif
+
+struct ts_key {
+    struct flow_key key;
+    u32 tsval;
+    u32 pad;
+};
+
+BPF_TABLE("lru_hash", struct flow_key, u64, syn_seen, 16384);
+BPF_TABLE("lru_hash", struct ts_key, u64, ts_seen, 65536);
+BPF_TABLE("hash", struct flow_key, u64, rtt_flows, CACHE_MAX_FLOWS);
+
+static __always_inline void rtt_sample(const struct flow_key *k, u64 rtt) {
+    u64 *cur = rtt_flows.lookup((struct flow_key *)k);
+    if (cur) {
+        if (rtt < *cur)
+            *cur = rtt;
+    } else {
+        rtt_flows.update((struct flow_key *)k, &rtt);
+    }
+}
+
+/* Reads the TCP timestamps option; 1 when found. Options are at most 40 bytes. */
+static __always_inline int read_ts(struct __sk_buff *skb, u32 off, u32 opt_len, u32 *tsval, u32 *tsecr) {
+    u8 opts[40] = {};
+    if (opt_len > 40)
+        opt_len = 40;
+    if (opt_len < 10 || bpf_skb_load_bytes(skb, off, opts, opt_len & 63) < 0)
+        return 0;
+    u32 i = 0;
+    for (int n = 0; n < 10; n++) {
+        if (i + 10 > opt_len || i > 30)
+            return 0;
+        u8 kind = opts[i & 63];
+        if (kind == 0)
+            return 0;
+        if (kind == 1) {  /* NOP */
+            i += 1;
+            continue;
+        }
+        u8 len = opts[(i + 1) & 63];
+        if (kind == 8 && len == 10) {
+            u32 b = (i + 2) & 31;
+            *tsval = ((u32)opts[b] << 24) | ((u32)opts[b + 1] << 16) | ((u32)opts[b + 2] << 8) | opts[b + 3];
+            *tsecr = ((u32)opts[b + 4] << 24) | ((u32)opts[b + 5] << 16) | ((u32)opts[b + 6] << 8)
+                     | opts[b + 7];
+            return 1;
+        }
+        if (len < 2)
+            return 0;
+        i += len;
+    }
+    return 0;
+}
+
+static __always_inline void track_rtt(struct __sk_buff *skb, struct packet *p, u64 now) {
+    if (p->key.proto != IPPROTO_TCP)
+        return;
+    struct flow_key rev = {};
+    reverse_key(&p->key, &rev);
+    u32 f = p->tcp_flags;
+    if (f & TCP_ACK) {  /* acknowledges a SYN or a SYN-ACK seen in the other direction? */
+        u64 *t = syn_seen.lookup(&rev);
+        if (t) {
+            rtt_sample(&rev, now - *t);
+            syn_seen.delete(&rev);
+        }
+    }
+    if (f & TCP_SYN)
+        syn_seen.update(&p->key, &now);
+    u32 tsval = 0, tsecr = 0;
+    if (p->tcp_hdr_len <= 20 || !read_ts(skb, p->l4_off + 20, p->tcp_hdr_len - 20, &tsval, &tsecr))
+        return;
+    if (tsecr) {
+        struct ts_key ek = {};
+        __builtin_memcpy(&ek.key, &rev, sizeof(rev));
+        ek.tsval = tsecr;
+        u64 *t = ts_seen.lookup(&ek);
+        if (t) {
+            rtt_sample(&rev, now - *t);
+            ts_seen.delete(&ek);
+        }
+    }
+    /* Only packets that elicit an acknowledgement start a sample: a pure ACK is echoed whenever the
+     * peer next has data to send, which measures the application, not the network. */
+    if (skb->len <= p->hdr_len && !(f & (TCP_SYN | TCP_FIN)))
+        return;
+    struct ts_key tk = {};
+    __builtin_memcpy(&tk.key, &p->key, sizeof(p->key));
+    tk.tsval = tsval;
+    ts_seen.insert(&tk, &now);  /* keep the first packet that carried this TSval */
+}
