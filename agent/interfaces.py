@@ -1,16 +1,17 @@
 """Which interfaces the agent watches: include/exclude by name or /regex/, followed live via netlink.
 
 Called by `agent.run`: `Selector` decides, `Watcher` reports links appearing and disappearing
-(RTM_NEWLINK / RTM_DELLINK) from a background thread.
+(RTM_NEWLINK / RTM_DELLINK) from a background thread reading an rtnetlink socket.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import socket
+import struct
 import threading
 from collections.abc import Callable
-from typing import Any
 
 log = logging.getLogger("flowlake.agent")
 
@@ -42,14 +43,45 @@ def current_links() -> list[tuple[int, str]]:
         return [(link["index"], link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()]
 
 
+RTMGRP_LINK = 1
+RTM_NEWLINK, RTM_DELLINK = 16, 17
+IFLA_IFNAME = 3
+
+
+def parse_link_messages(data: bytes) -> list[tuple[int, int, str]]:
+    """(message type, ifindex, name) for each RTM_NEWLINK/RTM_DELLINK in a netlink datagram."""
+    out = []
+    pos = 0
+    while pos + 16 <= len(data):
+        length, mtype = struct.unpack_from("=IH", data, pos)
+        if length < 16:
+            break
+        if mtype in (RTM_NEWLINK, RTM_DELLINK) and pos + 32 <= len(data):
+            (ifindex,) = struct.unpack_from("=i", data, pos + 20)
+            attr, end = pos + 32, pos + length
+            while attr + 4 <= end:
+                alen, atype = struct.unpack_from("=HH", data, attr)
+                if alen < 4:
+                    break
+                if atype == IFLA_IFNAME:
+                    out.append((mtype, ifindex, data[attr + 4:attr + alen].split(b"\0", 1)[0].decode()))
+                    break
+                attr += (alen + 3) & ~3
+        pos += (length + 3) & ~3
+    return out
+
+
 class Watcher:
-    """Calls `on_new(ifindex, name)` / `on_del(ifindex, name)` for link events until stopped."""
+    """Calls `on_new(ifindex, name)` / `on_del(ifindex, name)` for link events until stopped.
+
+    A plain rtnetlink socket subscribed to RTMGRP_LINK, opened in the caller's network namespace
+    (the one the agent watches), read with a timeout so `stop()` is prompt.
+    """
 
     def __init__(self, on_new: Callable[[int, str], None], on_del: Callable[[int, str], None]) -> None:
-        from pyroute2 import IPRoute
-
-        self._ipr: Any = IPRoute()
-        self._ipr.bind()
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self._sock.bind((0, RTMGRP_LINK))
+        self._sock.settimeout(0.2)
         self._on_new, self._on_del = on_new, on_del
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="flowlake-links", daemon=True)
@@ -60,24 +92,20 @@ class Watcher:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                messages = self._ipr.get()
-            except Exception as exc:  # socket closed on stop, or a transient netlink error
+                data = self._sock.recv(1 << 16)
+            except TimeoutError:
+                continue
+            except OSError as exc:  # ENOBUFS after a burst: events were lost, keep listening
                 if not self._stop.is_set():
                     log.warning("agent: netlink watch error: %s", exc)
-                return
-            for msg in messages:
-                event = msg.get("event")
-                name = msg.get_attr("IFLA_IFNAME") if hasattr(msg, "get_attr") else None
-                if name is None:
-                    continue
+                continue
+            for mtype, ifindex, name in parse_link_messages(data):
                 try:
-                    if event == "RTM_NEWLINK":
-                        self._on_new(msg["index"], name)
-                    elif event == "RTM_DELLINK":
-                        self._on_del(msg["index"], name)
+                    (self._on_new if mtype == RTM_NEWLINK else self._on_del)(ifindex, name)
                 except Exception:  # one bad interface must never stop the watcher
-                    log.exception("agent: handling %s for %s failed", event, name)
+                    log.exception("agent: handling a link event for %s failed", name)
 
     def stop(self) -> None:
         self._stop.set()
-        self._ipr.close()
+        self._thread.join(timeout=2)
+        self._sock.close()

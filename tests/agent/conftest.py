@@ -82,6 +82,18 @@ def flush(agent: Any, captured: Captured) -> pa.Table:
     return captured.table()
 
 
+def flush_until(agent: Any, captured: Captured, done: Callable[[pa.Table], bool], timeout: float = 5) -> pa.Table:
+    """Drain repeatedly until `done(table)` holds (packets may still be in flight), or give up."""
+    waited = threading.Event()
+    table = flush(agent, captured)
+    for _ in range(int(timeout / 0.1)):
+        if done(table):
+            break
+        waited.wait(0.1)
+        table = flush(agent, captured)
+    return table
+
+
 class Tap:
     """Independent ground truth: an AF_PACKET socket counting packets/bytes per 5-tuple on one device."""
 

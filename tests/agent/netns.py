@@ -82,6 +82,22 @@ class Lab:
             hosts.append(Host(ns, f"10.78.0.{i}", f"fd78::{i}", dev))
         return hosts
 
+    def routed(self) -> tuple[Host, Host, Host]:
+        """A --- R --- B: R forwards between two veths (10.79.1.0/24 and 10.79.2.0/24)."""
+        a, r, b = self._ns("a"), self._ns("r"), self._ns("b")
+        ra, rb = f"ra{self.tag}", f"rb{self.tag}"
+        sh(f"ip link add a{self.tag} netns {a} type veth peer name {ra} netns {r}")
+        sh(f"ip link add b{self.tag} netns {b} type veth peer name {rb} netns {r}")
+        self._up(a, f"a{self.tag}", "10.79.1.1/24", "fd79:1::1/64", False)
+        self._up(r, ra, "10.79.1.254/24", "fd79:1::fe/64", False)
+        self._up(r, rb, "10.79.2.254/24", "fd79:2::fe/64", False)
+        self._up(b, f"b{self.tag}", "10.79.2.1/24", "fd79:2::1/64", False)
+        sh(f"ip -n {a} route add default via 10.79.1.254")
+        sh(f"ip -n {b} route add default via 10.79.2.254")
+        sh(f"ip netns exec {r} sysctl -qw net.ipv4.ip_forward=1")
+        return (Host(a, "10.79.1.1", dev=f"a{self.tag}"), Host(r, "10.79.1.254", dev=ra, extra=[rb]),
+                Host(b, "10.79.2.1", dev=f"b{self.tag}"))
+
     def _ns(self, role: str) -> str:
         name = f"fl{role}{self.tag}"
         sh(f"ip netns add {name}")
