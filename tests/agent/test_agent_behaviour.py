@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from typing import Any
 
 import pyarrow.compute as pc
@@ -11,7 +10,7 @@ import pytest
 
 from flowlake.agent import metrics
 from tests.agent.conftest import flush, flush_until
-from tests.agent.netns import Host, Lab, sh
+from tests.agent.netns import Lab
 from tests.agent.test_capture import received, rows, udp_send, udp_sink
 
 pytestmark = pytest.mark.kernel
@@ -71,7 +70,7 @@ def test_filter_rules_accept_reject_ports_and_rule_sampling(lab: Lab, start_agen
 
 
 def test_interfaces_added_and_removed_while_running(lab: Lab, start_agent: Any) -> None:
-    a, b = lab.pair()
+    a, _b = lab.pair()
     agent, captured = start_agent(a, exclude_interfaces=["lo", "/^dummy-skip/"])
     before = len(agent.attacher.attached)
     a.run("ip link add extra0 type veth peer name dummy-skip0")  # the peer is excluded by /regex/
@@ -118,7 +117,3 @@ def _scrape() -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(metrics.REGISTRY).decode()
-
-
-def _unused(h: Host) -> None:  # keep imports honest for type checkers
-    del h, socket, sh
