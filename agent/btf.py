@@ -104,11 +104,7 @@ def kernel_offsets(path: Path = VMLINUX) -> dict[str, int]:
                        "CONFIG_DEBUG_INFO_BTF=y") from exc
     return {
         "SKB_HEAD_OFF": btf.offset("sk_buff", "head"),
-        "SKB_LEN_OFF": btf.offset("sk_buff", "len"),
         "SKB_NETWORK_HEADER_OFF": btf.offset("sk_buff", "network_header"),
-        "SKB_TRANSPORT_HEADER_OFF": btf.offset("sk_buff", "transport_header"),
         "SKB_SK_OFF": btf.offset("sk_buff", "sk"),
-        "SKB_DEV_OFF": btf.offset("sk_buff", "dev"),
-        "NETDEV_IFINDEX_OFF": btf.offset("net_device", "ifindex"),
         "SOCK_STATE_OFF": btf.offset("sock", "__sk_common") + btf.offset("sock_common", "skc_state"),
     }

@@ -3,8 +3,8 @@
  * The dropped packet's headers are read from the skb with bpf_probe_read_kernel at offsets taken
  * from the running kernel's BTF (SKB_*_OFF, SOCK_STATE_OFF are #defined by agent/program.py), so a
  * header-version mismatch cannot misattribute drops. Reason names come from the tracepoint's format
- * file (agent/drops.py). PktDropBytes is the skb length at the drop point (L3 for drops inside the
- * IP stack, L2 at TC).
+ * file (agent/drops.py). PktDropBytes counts like Bytes: the IP packet length plus a 14-byte
+ * Ethernet header, whatever part of the packet the stack had already pulled at the drop point.
  */
 BPF_TABLE("hash", struct flow_key, struct drop_record, drop_flows, CACHE_MAX_FLOWS);
 
@@ -23,7 +23,6 @@ int flowlake_kfree_skb(void *ctx) {
     u32 len = 0;
     bpf_probe_read_kernel(&head, sizeof(head), skb + SKB_HEAD_OFF);
     bpf_probe_read_kernel(&nh, sizeof(nh), skb + SKB_NETWORK_HEADER_OFF);
-    bpf_probe_read_kernel(&len, sizeof(len), skb + SKB_LEN_OFF);
     if (!head || nh == 0xffff) {
         count(CNT_DROP_UNPARSED);
         return 0;
@@ -42,6 +41,7 @@ int flowlake_kfree_skb(void *ctx) {
         __builtin_memcpy(&key.dst_ip[12], &ip.daddr, 4);
         key.proto = ip.protocol;
         l4 = nh + ip.ihl * 4;
+        len = bpf_ntohs(ip.tot_len) + ETH_HLEN;
     } else {
         struct ipv6hdr ip6 = {};
         if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) < 0) {
@@ -52,6 +52,7 @@ int flowlake_kfree_skb(void *ctx) {
         __builtin_memcpy(key.dst_ip, &ip6.daddr, 16);
         key.proto = ip6.nexthdr;  /* extension headers are not walked here */
         l4 = nh + sizeof(ip6);
+        len = bpf_ntohs(ip6.payload_len) + sizeof(ip6) + ETH_HLEN;
     }
     u8 l4hdr[14] = {};
     u32 tcp_flags = 0;

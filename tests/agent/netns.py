@@ -10,9 +10,11 @@ import contextlib
 import ctypes
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -56,6 +58,7 @@ class Lab:
     def __init__(self) -> None:
         self.tag = uuid.uuid4().hex[:5]
         self.namespaces: list[str] = []
+        self.processes: list[subprocess.Popen[str]] = []
 
     def pair(self, offload: bool = False) -> tuple[Host, Host]:
         """Two hosts on one veth pair: 10.77.0.1/24 + fd77::1 and 10.77.0.2/24 + fd77::2."""
@@ -98,6 +101,19 @@ class Lab:
         return (Host(a, "10.79.1.1", dev=f"a{self.tag}"), Host(r, "10.79.1.254", dev=ra, extra=[rb]),
                 Host(b, "10.79.2.1", dev=f"b{self.tag}"))
 
+    def delayed_pair(self, delay_ms: float) -> tuple[Host, Host]:
+        """Two hosts joined through a userspace delay line: every frame waits `delay_ms` each way."""
+        a, b = self._ns("a"), self._ns("b")
+        proc = subprocess.Popen([sys.executable, "-P", str(Path(__file__).with_name("delayline.py")), a, b,
+                                 str(delay_ms)], stdout=subprocess.PIPE, text=True)
+        self.processes.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        hosts = []
+        for ns, n in ((a, 1), (b, 2)):
+            self._up(ns, "dl0", f"10.76.0.{n}/24", f"fd76::{n}/64", True)
+            hosts.append(Host(ns, f"10.76.0.{n}", f"fd76::{n}", "dl0"))
+        return hosts[0], hosts[1]
+
     def _ns(self, role: str) -> str:
         name = f"fl{role}{self.tag}"
         sh(f"ip netns add {name}")
@@ -114,6 +130,11 @@ class Lab:
             sh(f"ip netns exec {ns} ethtool -K {dev} tso off gso off gro off tx off rx off", check=False)
 
     def close(self) -> None:
+        for proc in self.processes:
+            proc.kill()
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
         for ns in reversed(self.namespaces):
             sh(f"ip netns del {ns}", check=False)
         self.namespaces.clear()
