@@ -7,6 +7,7 @@ namespace and forwards every frame from one to the other after DELAY_MS, so a ro
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import heapq
@@ -55,10 +56,8 @@ def main() -> None:
         now = time.monotonic()
         while due and due[0][0] <= now:
             _, _, out, frame = heapq.heappop(due)
-            try:
+            with contextlib.suppress(OSError):  # the other side is down: lost, as on a wire
                 os.write(out, frame)
-            except OSError:
-                pass  # the other side is down: the frame is lost, as on a wire
 
 
 if __name__ == "__main__":
