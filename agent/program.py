@@ -6,13 +6,21 @@ concatenated with their local headers inlined, so the printed text is exactly wh
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from flowlake.agent.bccload import import_bcc
+from flowlake.engine.errors import FlowlakeError
+
+
+class ProgramError(FlowlakeError):
+    """The kernel program could not be built or loaded; the message says what to install or check."""
+
 
 _LOCAL_INCLUDE = re.compile(r'^#include "([\w.]+)"\s*$', re.MULTILINE)
 
@@ -70,5 +78,15 @@ def load(cfg: ProgramConfig) -> tuple[ModuleType, Any]:
     """Compile and load the program; returns (the bcc module, the BPF object)."""
     bcc = import_bcc()
     text = render(cfg)
-    # -w: the kernel headers of another version warn a lot; the verifier is the real judge.
-    return bcc, bcc.BPF(text=text.encode(), cflags=["-w", "-O2"])
+    release = os.uname().release
+    if not Path(f"/lib/modules/{release}/build").exists():
+        raise ProgramError(f"no kernel headers at /lib/modules/{release}/build: install linux-headers-{release} "
+                           "(or Debian's linux-headers-amd64; `make up` links them for other kernels)")
+    try:
+        # -w: headers of another kernel version warn a lot; the verifier is the real judge.
+        return bcc, bcc.BPF(text=text.encode(), cflags=["-w", "-O2"])
+    except Exception as exc:  # bcc raises plain Exception with the compiler/verifier log on stderr
+        raise ProgramError(f"the kernel refused or could not compile the flow program ({exc}); see the log "
+                           "above. Needs Linux >= 5.8 with BPF ring buffers, root or CAP_BPF+CAP_PERFMON+"
+                           "CAP_NET_ADMIN, and kernel headers; `flowlake agent --print-bpf` shows the source"
+                           ) from exc
