@@ -17,6 +17,7 @@ from flowlake.engine.errors import FlowlakeError
 # subcommand -> module; order is the order `--help` lists them.
 COMMANDS: dict[str, str] = {
     "up": "flowlake.engine.up",
+    "demo": "flowlake.agent.demo",
     "agent": "flowlake.agent.cli",
     "processor": "flowlake.engine.processor_cli",
     "api": "flowlake.api.cli",
