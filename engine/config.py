@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flowlake.engine.errors import ConfigError
+from flowlake.engine.metrics import definitions as metric_definitions
+from flowlake.engine.metrics import predefined as metric_predefined
 
 
 class _Strict(BaseModel):
@@ -31,6 +33,59 @@ class LakeConfig(_Strict):
     row_group_rows: int = Field(256_000, gt=0, description="rows per Parquet row group")
 
 
+class ConntrackConfig(_Strict):
+    """Conversation tracking (`stages: [conntrack]`), as NetObserv's processor.logTypes and advanced.conversation*."""
+
+    log_types: Literal["Flows", "Conversations", "EndedConversations", "All"] = Field(
+        "Flows", description="records emitted: Flows = each flow as a flowLog row with its conversation "
+        "_HashId; Conversations = newConnection, heartbeat and endConnection records instead of flows; "
+        "EndedConversations = endConnection records only; All = flows and conversation records")
+    heartbeat_interval_seconds: float = Field(30.0, gt=0, description="emit a heartbeat record of each "
+                                              "open conversation this often (conversationHeartbeatInterval)")
+    end_timeout_seconds: float = Field(10.0, ge=0, description="end a conversation this long after its "
+                                       "last flow (conversationEndTimeout)")
+    terminating_timeout_seconds: float = Field(5.0, ge=0, description="end a TCP conversation this long "
+                                               "after a flow with FIN_ACK, RST or RST_ACK "
+                                               "(conversationTerminatingTimeout)")
+    max_connections_tracked: int = Field(1_000_000, ge=0, description="conversations held in memory; flows "
+                                         "of further new conversations are not tracked and counted in "
+                                         "flowlake_conntrack_overflow_total; 0 = no limit")
+    detect_end_connection: bool = Field(True, description="use terminating_timeout_seconds once FIN_ACK, "
+                                        "RST or RST_ACK is seen (tcpFlags.detectEndConnection)")
+    swap_ab: bool = Field(True, description="when a conversation's first flow carries SYN_ACK (a reply), "
+                          "make its destination endpoint A, so A is the client (tcpFlags.swapAB)")
+    clock: Literal["processing", "event"] = Field(
+        "processing", description="what 'now' is for timeouts and heartbeats: processing = the processor's "
+        "wall clock (as NetObserv); event = the largest TimeFlowEndMs seen, advanced by the wall clock "
+        "between batches (replays of recorded flows)")
+
+
+class MetricsConfig(_Strict):
+    """Prometheus flow metrics (`sinks: [metrics]`), served on `metrics_address`; see docs/flow-metrics.md."""
+
+    prefix: str = Field("netobserv_", description="prepended to every metric name; NetObserv's, so its "
+                        "dashboards and alerts work unchanged")
+    include: list[str] = Field(default_factory=lambda: list(metric_predefined.DEFAULT_INCLUDE),
+                               description="predefined metrics to serve, by name without the prefix; "
+                               "replaces the default list (NetObserv's)")
+    additional_include: list[str] = Field(default_factory=list, description="predefined metrics served on "
+                                          "top of `include`")
+    definitions: list[metric_definitions.FlowMetricSpec] = Field(
+        default_factory=list, description="custom metrics, each a FlowMetric CRD spec: metricName, type, "
+        "valueField, labels, filters, flatten, remap, direction, buckets, divider")
+    expiry: float = Field(120.0, gt=0, description="seconds without an update after which a series is "
+                          "dropped (FLP expiryTime)")
+    max_series: int = Field(100_000, gt=0, description="most series held over all metrics; new ones beyond "
+                            "are refused and counted in flowlake_metrics_refused_series_total")
+    scale_by_sampling: bool = Field(False, description="multiply counter values by each flow's Sampling "
+                                    "(NetObserv does not)")
+
+    @model_validator(mode="after")
+    def _selection(self) -> MetricsConfig:
+        metric_predefined.select(self.include + self.additional_include, self.definitions, self.prefix)
+        return self
+
+
 class ProcessorConfig(_Strict):
     listen: str = Field("grpc://0.0.0.0:2055", description="Arrow Flight address agents send to")
     metrics_address: str = Field("0.0.0.0:9102", description="HOST:PORT of the Prometheus /metrics "
@@ -43,6 +98,9 @@ class ProcessorConfig(_Strict):
     stages: list[str] = Field(["enrich"], description="stages after validation, in order")
     sinks: list[str] = Field(["lake"], description="where processed flows go")
     lake: LakeConfig = Field(default_factory=LakeConfig)  # type: ignore[arg-type]
+    conntrack: ConntrackConfig = Field(default_factory=ConntrackConfig,  # type: ignore[arg-type]
+                                       description="settings of the conntrack stage")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
 
     @field_validator("listen")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,13 @@ def pages() -> dict[str, Callable[[], str]]:
     """Generated page name -> renderer; the docs test checks the committed files against these."""
     from flowlake.engine import config, schema, selfmetrics
 
-    return {"flows-format.md": schema.render_markdown, "metrics.md": selfmetrics.render_markdown,
+    def metrics_page() -> str:
+        # The agent's table lives with the agent (the engine never imports it at run time); this
+        # build-time page joins the two.
+        agent_metrics = importlib.import_module("flowlake.agent.metrics")
+        return selfmetrics.render_markdown() + str(agent_metrics.render_markdown())
+
+    return {"flows-format.md": schema.render_markdown, "metrics.md": metrics_page,
             "config.md": config.render_markdown}
 
 

@@ -22,12 +22,15 @@ from flowlake.engine.metadata.static import StaticMetadata
 from flowlake.engine.sinks.base import Sink
 from flowlake.engine.sinks.lake import LakeSink
 from flowlake.engine.sinks.memory import MemorySink
+from flowlake.engine.sinks.metrics import MetricsSink
 from flowlake.engine.stages.base import Stage
+from flowlake.engine.stages.conntrack import ConntrackStage
 from flowlake.engine.stages.enrich import EnrichStage
 
 log = logging.getLogger(__name__)
 
 STAGES: dict[str, Callable[[ProcessorConfig, MetadataSource | None], Stage]] = {
+    "conntrack": lambda cfg, md: ConntrackStage(cfg.conntrack),
     "enrich": lambda cfg, md: EnrichStage(md, cfg.cluster_name),
 }
 SINKS: dict[str, Callable[[ProcessorConfig], Sink]] = {
@@ -36,6 +39,7 @@ SINKS: dict[str, Callable[[ProcessorConfig], Sink]] = {
                                  compression_level=cfg.lake.compression_level,
                                  row_group_rows=cfg.lake.row_group_rows),
     "memory": lambda cfg: MemorySink(),
+    "metrics": lambda cfg: MetricsSink(cfg.metrics),
 }
 
 

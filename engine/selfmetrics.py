@@ -42,6 +42,27 @@ TABLE: tuple[MetricDoc, ...] = (
     MetricDoc("flowlake_api_bad_requests_total", "counter", ("route", "parameter"),
               "requests rejected for a bad parameter"),
     MetricDoc("flowlake_synth_flows_total", "counter", ("output",), "synthetic flows generated"),
+    MetricDoc("flowlake_metrics_series", "gauge", ("metric",),
+              "series held per flow metric (docs/flow-metrics.md), after expiry and metrics.max_series"),
+    MetricDoc("flowlake_metrics_refused_series_total", "counter", ("metric",),
+              "new series refused because metrics.max_series were held (one per label set per batch)"),
+    MetricDoc("flowlake_metrics_expired_series_total", "counter", ("metric",),
+              "series dropped after metrics.expiry seconds without an update"),
+    MetricDoc("flowlake_conntrack_input_records_total", "counter", ("classification",),
+              "flows seen by the conntrack stage: discarded (not TCP/UDP/SCTP, or over "
+              "conntrack.max_connections_tracked), rejected (no address or port), duplicate (the same flow "
+              "twice in a batch), newConnection, update"),
+    MetricDoc("flowlake_conntrack_output_records_total", "counter", ("type",),
+              "records emitted by the conntrack stage: flowLog, newConnection, heartbeat, endConnection"),
+    MetricDoc("flowlake_conntrack_end_connections_total", "counter", ("reason",),
+              "conversations ended: tcp_flags (FIN_ACK/RST seen, then the terminating timeout) or timeout"),
+    MetricDoc("flowlake_conntrack_connections", "gauge", ("phase",),
+              "conversations held by the conntrack stage: active or terminating"),
+    MetricDoc("flowlake_conntrack_overflow_total", "counter", (),
+              "flows not tracked because conntrack.max_connections_tracked conversations were held"),
+    MetricDoc("flowlake_conntrack_tcp_flags_total", "counter", ("action",),
+              "TCP flag handling: detectEndConnection (flows with FIN_ACK/RST/RST_ACK), swapAB (conversations "
+              "whose first flow was a SYN_ACK reply)"),
 )
 
 _KINDS = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
@@ -69,6 +90,15 @@ API_SECONDS: Histogram = _M["flowlake_api_request_seconds"]  # type: ignore[assi
 API_ROWS_SCANNED: Counter = _M["flowlake_api_rows_scanned_total"]  # type: ignore[assignment]
 API_BAD_REQUESTS: Counter = _M["flowlake_api_bad_requests_total"]  # type: ignore[assignment]
 SYNTH_FLOWS: Counter = _M["flowlake_synth_flows_total"]  # type: ignore[assignment]
+METRICS_SERIES: Gauge = _M["flowlake_metrics_series"]  # type: ignore[assignment]
+METRICS_REFUSED: Counter = _M["flowlake_metrics_refused_series_total"]  # type: ignore[assignment]
+METRICS_EXPIRED: Counter = _M["flowlake_metrics_expired_series_total"]  # type: ignore[assignment]
+CONNTRACK_INPUT: Counter = _M["flowlake_conntrack_input_records_total"]  # type: ignore[assignment]
+CONNTRACK_OUTPUT: Counter = _M["flowlake_conntrack_output_records_total"]  # type: ignore[assignment]
+CONNTRACK_ENDED: Counter = _M["flowlake_conntrack_end_connections_total"]  # type: ignore[assignment]
+CONNTRACK_CONNECTIONS: Gauge = _M["flowlake_conntrack_connections"]  # type: ignore[assignment]
+CONNTRACK_OVERFLOW: Counter = _M["flowlake_conntrack_overflow_total"]  # type: ignore[assignment]
+CONNTRACK_TCP_FLAGS: Counter = _M["flowlake_conntrack_tcp_flags_total"]  # type: ignore[assignment]
 
 
 def render_markdown() -> str:

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PACKAGES = ["flowlake.agent", "flowlake.engine.transport", "flowlake.engine.synth", "flowlake.engine.query",
-            "flowlake.api"]
+            "flowlake.engine.metrics", "flowlake.api"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
