@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes as ct
 import errno
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -20,36 +21,59 @@ class DrainError(OSError):
 
 
 class MapDrainer:
-    """Reusable numpy buffers sized to the map; `drain()` empties the map into them."""
+    """Empties one map into numpy arrays: whole (`drain`) or chunk by chunk (`chunks`)."""
 
     def __init__(self, name: str, fd: int, key_dtype: np.dtype, value_dtype: np.dtype, max_entries: int) -> None:
         self.name = name
         self.fd = fd
-        self.keys = np.zeros(max_entries, key_dtype)
-        self.values = np.zeros(max_entries, value_dtype)
+        self.key_dtype, self.value_dtype, self.max_entries = key_dtype, value_dtype, max_entries
         self._lib = import_bcc().libbcc.lib
 
     def drain(self) -> tuple[np.ndarray, np.ndarray]:
-        """Look up and delete every entry; returns copies of (keys, values) for what was there."""
-        cap = len(self.keys)
-        total = 0
+        """Look up and delete every entry; returns (keys, values) of what was there."""
+        chunks = list(self.chunks(self.max_entries))
+        if not chunks:
+            return np.zeros(0, self.key_dtype), np.zeros(0, self.value_dtype)
+        if len(chunks) == 1:
+            return chunks[0]
+        return np.concatenate([k for k, _ in chunks]), np.concatenate([v for _, v in chunks])
+
+    def chunks(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Empty the map `size` entries at a time, yielding each (keys, values) chunk as it is read.
+
+        The kernel call runs without the GIL (ctypes), so a consumer converting the previous chunk
+        in another thread overlaps with the next syscall.
+        """
         in_batch, out_batch = ct.c_uint32(0), ct.c_uint32(0)
-        kptr, vptr = self.keys.ctypes.data, self.values.ctypes.data
-        ksize, vsize = self.keys.dtype.itemsize, self.values.dtype.itemsize
         first = True
-        while total < cap:
-            count = ct.c_uint32(cap - total)
-            res = self._lib.bpf_lookup_and_delete_batch(
-                self.fd, None if first else ct.byref(in_batch), ct.byref(out_batch),
-                ct.c_void_p(kptr + total * ksize), ct.c_void_p(vptr + total * vsize), ct.byref(count))
-            err = ct.get_errno()
-            total += count.value
-            if res != 0:
-                if err == errno.ENOENT:  # the map is empty now: the last batch was partial
+        while True:
+            keys = np.empty(size, self.key_dtype)
+            values = np.empty(size, self.value_dtype)
+            got = 0
+            done = False
+            while got < size:
+                count = ct.c_uint32(size - got)
+                res = self._lib.bpf_lookup_and_delete_batch(
+                    self.fd, None if first else ct.byref(in_batch), ct.byref(out_batch),
+                    ct.c_void_p(keys.ctypes.data + got * keys.dtype.itemsize),
+                    ct.c_void_p(values.ctypes.data + got * values.dtype.itemsize), ct.byref(count))
+                err = ct.get_errno()
+                got += count.value
+                if res != 0:
+                    if err == errno.ENOENT:  # the map is empty now: this batch was the last
+                        done = True
+                        break
+                    if err == errno.ENOSPC:  # the next bucket does not fit in what is left of the chunk
+                        if got == 0:
+                            size *= 2
+                        break
+                    raise DrainError(err, f"draining BPF map {self.name}: {os.strerror(err)}")
+                in_batch.value = out_batch.value
+                first = False
+                if count.value == 0:
+                    done = True
                     break
-                raise DrainError(err, f"draining BPF map {self.name}: {os.strerror(err)}")
-            if count.value == 0:
-                break
-            in_batch.value = out_batch.value
-            first = False
-        return self.keys[:total].copy(), self.values[:total].copy()
+            if got:
+                yield keys[:got], values[:got]
+            if done:
+                return

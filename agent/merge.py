@@ -32,29 +32,40 @@ def reverse(keys: np.ndarray) -> np.ndarray:
     return out
 
 
+class Index:
+    """A feature map's (keys, values), sorted once per drain so every chunk of flows can look up in it."""
+
+    def __init__(self, table_keys: np.ndarray, table_values: np.ndarray) -> None:
+        tk = key_bytes(table_keys)
+        order = np.argsort(tk, kind="stable")
+        self.keys, self.sorted, self.values = table_keys, tk[order], table_values[order]
+
+    def get(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values aligned with `keys`, found mask); missing rows hold zeros."""
+        out = np.zeros(len(keys), self.values.dtype)
+        if len(self.sorted) == 0 or len(keys) == 0:
+            return out, np.zeros(len(keys), bool)
+        want = key_bytes(keys)
+        pos = np.searchsorted(self.sorted, want).clip(max=len(self.sorted) - 1)
+        found = self.sorted[pos] == want
+        out[found] = self.values[pos[found]]
+        return out, found
+
+
 def lookup(keys: np.ndarray, table_keys: np.ndarray, table_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(values aligned with `keys`, found mask); missing rows hold zeros."""
-    out = np.zeros(len(keys), table_values.dtype)
-    if len(table_keys) == 0 or len(keys) == 0:
-        return out, np.zeros(len(keys), bool)
-    tk = key_bytes(table_keys)
-    order = np.argsort(tk, kind="stable")
-    sorted_keys = tk[order]
-    want = key_bytes(keys)
-    pos = np.searchsorted(sorted_keys, want).clip(max=len(sorted_keys) - 1)
-    found = sorted_keys[pos] == want
-    out[found] = table_values[order[pos[found]]]
-    return out, found
+    """(values aligned with `keys`, found mask) for a one-off lookup."""
+    return Index(table_keys, table_values).get(keys)
 
 
-def union_keys(main: np.ndarray, *others: np.ndarray) -> np.ndarray:
-    """`main` followed by the keys of `others` that are not in `main` (feature-only flows)."""
+def missing_keys(main: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    """Distinct keys of `others` that are not in `main` (flows seen only by a feature map)."""
     if not any(len(o) for o in others):
-        return main
+        return main[:0]
     extra = np.concatenate([o for o in others if len(o)])
     extra = extra[np.unique(key_bytes(extra), return_index=True)[1]]
     _, in_main = lookup(extra, main, np.zeros(len(main), np.uint8))
-    return np.concatenate([main, extra[~in_main]])
+    only: np.ndarray = extra[~in_main]
+    return only
 
 
 def fold_events(keys: np.ndarray, stats: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

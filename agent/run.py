@@ -27,6 +27,7 @@ from flowlake.agent.export import open_exporter
 log = logging.getLogger("flowlake.agent")
 
 FEATURES = ("PacketDrop", "DNSTracking", "FlowRTT")
+DRAIN_CHUNK = 65_536  # flows per chunk read from the kernel; one RecordBatch each
 KERNEL_COUNTERS = ("ringbuf_fallback", "ringbuf_lost", "filter_reject", "filter_accept", "ifaces_missed",
                    "dns_no_request", "drop_unparsed")
 
@@ -89,6 +90,7 @@ class Agent:
         self._names: dict[int, str] = {}
         self._lock = threading.Lock()  # one drain at a time (timer vs final drain on stop)
         self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=cfg.export_queue)
+        # Sized in batches of up to DRAIN_CHUNK flows: a whole drain of a full map fits.
         self._stop = threading.Event()
         self.bpf: Any = None
 
@@ -178,56 +180,81 @@ class Agent:
     def _on_event(self, _ctx: Any, data: Any, size: int) -> None:
         self._events.append(ct.string_at(data, size))  # map-full fallback only: kept as raw bytes
 
-    def drain(self) -> pa.RecordBatch | None:
-        """Empty every map; one RecordBatch of the flow schema, or None when nothing was seen."""
+    def drain(self) -> list[pa.RecordBatch]:
+        """Empty every map into RecordBatches of the flow schema (none when nothing was seen).
+
+        The flow map is read in chunks by a helper thread while this one converts the previous
+        chunk (the syscall runs without the GIL), so reading and converting overlap.
+        """
         with self._lock, metrics.DRAIN_SECONDS.time():
             mono_to_wall = time.time_ns() - time.monotonic_ns()
             self.bpf.ring_buffer_consume()
             events = np.frombuffer(b"".join(self._events), records.EVENT) if self._events else \
                 np.zeros(0, records.EVENT)
             self._events = []
-            keys, stats = self._drainers["flows"].drain()
-            metrics.EVICTIONS.inc()
-            metrics.MAP_FILL.set(len(keys) / self.cfg.cache_max_flows)
-            metrics.EVICTED_FLOWS.labels(source="map").inc(len(keys))
-            metrics.EVICTED_FLOWS.labels(source="ringbuf").inc(len(events))
-            keys, stats = merge.fold_events(keys, stats, events)
             feats = {name: d.drain() for name, d in self._drainers.items() if name != "flows"}
-            all_keys = merge.union_keys(keys, *(k for k, _ in feats.values()))
-            if len(all_keys) == 0:
-                return None
-            if len(all_keys) > len(keys):  # flows seen only by a feature (e.g. dropped before TC)
-                extra = np.zeros(len(all_keys) - len(keys), records.STATS)
+            index = {name: merge.Index(*kv) for name, kv in feats.items()}
+            chunks: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue(maxsize=2)
+
+            def produce() -> None:
+                try:
+                    for chunk in self._drainers["flows"].chunks(DRAIN_CHUNK):
+                        chunks.put(chunk)
+                finally:
+                    chunks.put(None)
+
+            reader = threading.Thread(target=produce, name="flowlake-drain", daemon=True)
+            reader.start()
+            batches, seen = [], []
+            while (chunk := chunks.get()) is not None:
+                keys, stats = chunk
+                seen.append(keys)
+                batches.append(self._batch(keys, stats, index, mono_to_wall))
+            reader.join()
+            in_map = sum(len(k) for k in seen)
+            metrics.EVICTIONS.inc()
+            metrics.MAP_FILL.set(in_map / self.cfg.cache_max_flows)
+            metrics.EVICTED_FLOWS.labels(source="map").inc(in_map)
+            metrics.EVICTED_FLOWS.labels(source="ringbuf").inc(len(events))
+            if len(events):  # flows that did not fit the full map: never in it, so never twice
+                ekeys, estats = merge.fold_events(events["key"][:0], events["stats"][:0], events)
+                seen.append(ekeys)
+                batches.append(self._batch(ekeys, estats, index, mono_to_wall))
+            all_seen = np.concatenate(seen) if seen else np.zeros(0, records.KEY)
+            only = merge.missing_keys(all_seen, *(k for k, _ in feats.values()))
+            if len(only):  # flows seen only by a feature map (e.g. dropped before reaching TC)
+                stats = np.zeros(len(only), records.STATS)
                 now_mono = time.monotonic_ns()
-                extra["first_ns"], extra["last_ns"], extra["sampling"] = now_mono, now_mono, self.cfg.sampling
-                extra["eth_proto"] = np.where(merge.is_v4(all_keys[len(keys):]), 0x0800, 0x86DD)
-                stats = np.concatenate([stats, extra])
-            metrics.EVICTED_PACKETS.inc(int(stats["packets"].sum()))
-            aligned: dict[str, Any] = {}
-            if "dns" in feats:
-                aligned["dns"] = merge.lookup(all_keys, *feats["dns"])[0]
-            if "rtt" in feats:
-                fwd = merge.lookup(all_keys, *feats["rtt"])[0]
-                rev = merge.lookup(merge.reverse(all_keys), *feats["rtt"])[0]
-                aligned["rtt_ns"] = np.maximum(fwd, rev)  # path RTT, whichever side this node is on
-            if "drops" in feats:
-                aligned["drops"] = merge.lookup(all_keys, *feats["drops"])[0]
-            return records.to_batch(all_keys, stats, agent_ip=self.agent_ip, mono_to_wall_ns=mono_to_wall,
-                                    ifname=lambda i: self._names.get(i, str(i)), drop_reasons=self.reason_names,
-                                    **aligned)
+                stats["first_ns"], stats["last_ns"], stats["sampling"] = now_mono, now_mono, self.cfg.sampling
+                stats["eth_proto"] = np.where(merge.is_v4(only), 0x0800, 0x86DD)
+                batches.append(self._batch(only, stats, index, mono_to_wall))
+            return [b for b in batches if b.num_rows]
+
+    def _batch(self, keys: np.ndarray, stats: np.ndarray, index: dict[str, merge.Index],
+               mono_to_wall: int) -> pa.RecordBatch:
+        metrics.EVICTED_PACKETS.inc(int(stats["packets"].sum()))
+        aligned: dict[str, Any] = {}
+        if "dns" in index:
+            aligned["dns"] = index["dns"].get(keys)[0]
+        if "rtt" in index:
+            # Path RTT whichever side of the conversation this node is on (see bpf/rtt.h).
+            aligned["rtt_ns"] = np.maximum(index["rtt"].get(keys)[0], index["rtt"].get(merge.reverse(keys))[0])
+        if "drops" in index:
+            aligned["drops"] = index["drops"].get(keys)[0]
+        return records.to_batch(keys, stats, agent_ip=self.agent_ip, mono_to_wall_ns=mono_to_wall,
+                                ifname=lambda i: self._names.get(i, str(i)), drop_reasons=self.reason_names,
+                                **aligned)
 
     def drain_and_enqueue(self) -> None:
-        batch = self.drain()
-        if batch is None:
-            return
-        try:
-            self._queue.put_nowait(batch)
-        except queue.Full:
-            oldest = self._queue.get_nowait()
-            if oldest is not None:
-                metrics.DROPPED_FLOWS.labels(reason="backpressure").inc(oldest.num_rows)
-                log.warning("agent: export queue full; dropped %d oldest flows", oldest.num_rows)
-            self._queue.put_nowait(batch)
+        for batch in self.drain():
+            try:
+                self._queue.put_nowait(batch)
+            except queue.Full:
+                oldest = self._queue.get_nowait()
+                if oldest is not None:
+                    metrics.DROPPED_FLOWS.labels(reason="backpressure").inc(oldest.num_rows)
+                    log.warning("agent: export queue full; dropped %d oldest flows", oldest.num_rows)
+                self._queue.put_nowait(batch)
 
     def _export_loop(self) -> None:
         while True:
