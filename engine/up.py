@@ -1,8 +1,9 @@
 """`flowlake up`: the embedded deployment on one machine, as one supervised process group.
 
-Starts the processor, the API and a feed (the eBPF agent once it exists; until then a live synthetic
-feed, labelled as synthetic in logs and in the API's /api/status), restarts a component that dies,
-and on Ctrl-C stops them in reverse order so the processor flushes its buffers to the lake.
+Starts the processor, the API and a feed: the real eBPF agent on this host's interfaces when it
+can run here, else a live synthetic feed, and it says which and why in its log and in the API's
+/api/status. Restarts a component that dies; on Ctrl-C stops them in reverse order so the processor
+flushes its buffers to the lake.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ STABLE_SECONDS = 60.0  # a component that ran this long is healthy again: its re
 EPILOG = """what runs:
   processor  Arrow Flight ingest on grpc://HOST:FLIGHT_PORT, lake in DATA_DIR/lake, /metrics on :9102
   api        HTTP API and OpenAPI docs on http://HOST:API_PORT
-  feed       a live SYNTHETIC flow feed (a generated cluster, RATE flows/s) until the eBPF agent lands
+  feed       --feed auto (default): the eBPF agent on this host's interfaces when it can run (root,
+             python3-bpfcc, kernel headers), else a live SYNTHETIC feed (a generated cluster, RATE
+             flows/s); --feed agent | synthetic | both | none to choose
 
 Stop with Ctrl-C: components stop in reverse order and the processor flushes to the lake."""
 
@@ -42,7 +45,33 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--rate", type=int, default=2000, help="synthetic flows per second (default 2000)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic cluster")
     p.add_argument("--flush-seconds", type=float, default=5.0, help="lake publish interval (default 5)")
-    p.add_argument("--no-feed", action="store_true", help="start without the synthetic feed")
+    p.add_argument("--feed", choices=["auto", "agent", "synthetic", "both", "none"], default="auto",
+                   help="where flows come from (default auto: the agent when it can run, else synthetic)")
+    p.add_argument("--agent-metrics-port", type=int, default=9400, help="agent /metrics port (default 9400)")
+
+
+def agent_blocker() -> str | None:
+    """Why the eBPF agent cannot run on this machine, or None when it can."""
+    import os
+
+    release = os.uname().release
+    if os.geteuid() != 0:
+        return "not root (the agent needs root or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)"
+    if not Path("/usr/lib/python3/dist-packages/bcc").exists():
+        return "bcc is missing: install the Debian package python3-bpfcc (`make up` does)"
+    if not Path(f"/lib/modules/{release}/build").exists():
+        return f"no kernel headers in /lib/modules/{release}/build (`make up` installs and links them)"
+    return None
+
+
+def choose_feeds(feed: str) -> tuple[list[str], str]:
+    """The feeds to run and a sentence saying why, for the log and /api/status."""
+    if feed != "auto":
+        return ([] if feed == "none" else ["agent", "synthetic"] if feed == "both" else [feed]), f"--feed {feed}"
+    blocker = agent_blocker()
+    if blocker is None:
+        return ["agent"], "the eBPF agent can run here"
+    return ["synthetic"], f"falling back to a SYNTHETIC feed: {blocker}"
 
 
 @dataclass
@@ -86,26 +115,28 @@ def wait_port(host: str, port: int, comp: Component, stop: threading.Event, time
     return False
 
 
-def plan(args: argparse.Namespace) -> list[Component]:
+def plan(args: argparse.Namespace, feeds: list[str], why: str) -> list[Component]:
     """The components in start order (stopped in reverse)."""
     data = Path(args.data_dir)
     metadata = data / "metadata.json"
     flight = f"grpc://{args.host}:{args.flight_port}"
+    level = ["--log-level", args.global_log_level]
     comps = [
-        Component("processor", ["--log-level", args.global_log_level, "processor", "--listen", flight,
-                                "--lake", str(data / "lake"),
-                                *(["--metadata", str(metadata)] if metadata.exists() or not args.no_feed
-                                  else []),
+        Component("processor", [*level, "processor", "--listen", flight, "--lake", str(data / "lake"),
+                                *(["--metadata", str(metadata)] if "synthetic" in feeds else []),
                                 "--metrics-address", f"{args.host}:{args.metrics_port}",
                                 "--flush-seconds", str(args.flush_seconds)], args.flight_port),
-        Component("api", ["--log-level", args.global_log_level, "api", "--lake", str(data / "lake"),
-                          "--host", args.host, "--port", str(args.api_port),
-                          *([] if args.no_feed else ["--feed", "synthetic"])], args.api_port),
+        Component("api", [*level, "api", "--lake", str(data / "lake"), "--host", args.host,
+                          "--port", str(args.api_port), "--feed", f"{'+'.join(feeds) or 'none'} ({why})"],
+                  args.api_port),
     ]
-    if not args.no_feed:
-        comps.append(Component("feed (SYNTHETIC)", ["--log-level", args.global_log_level, "synth", "--live",
-                                                    "--rate", str(args.rate), "--seed", str(args.seed),
-                                                    "--target", flight]))
+    if "agent" in feeds:
+        comps.append(Component("agent", [*level, "agent", "--target", flight,
+                                         "--metrics-address", f"{args.host}:{args.agent_metrics_port}",
+                                         "--features", "DNSTracking,FlowRTT,PacketDrop"]))
+    if "synthetic" in feeds:
+        comps.append(Component("feed (SYNTHETIC)", [*level, "synth", "--live", "--rate", str(args.rate),
+                                                    "--seed", str(args.seed), "--target", flight]))
     return comps
 
 
@@ -115,12 +146,14 @@ def run(args: argparse.Namespace) -> int:
 
     data = Path(args.data_dir)
     data.mkdir(parents=True, exist_ok=True)
-    if not args.no_feed:  # the processor enriches the synthetic feed from its cluster's identities
+    feeds, why = choose_feeds(args.feed)
+    log.info("up: feeds %s (%s)", ", ".join(feeds) or "none", why)
+    if "synthetic" in feeds:  # the processor enriches the synthetic feed from its cluster's identities
         cluster = make_cluster(seed=args.seed)
         static.dump(str(data / "metadata.json"), cluster.metadata_table(), cluster.name)
         log.info("up: SYNTHETIC feed: wrote the identities of generated cluster %r (seed %d) to %s",
                  cluster.name, args.seed, data / "metadata.json")
-    comps = plan(args)
+    comps = plan(args, feeds, why)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -132,12 +165,14 @@ def run(args: argparse.Namespace) -> int:
                     return 0
                 log.error("up: %s did not open port %d; see its log above", c.name, c.port)
                 return 1
+        agent_line = (f"\n  agent      http://{args.host}:{args.agent_metrics_port}/metrics   (eBPF on this "
+                      "host's interfaces)") if "agent" in feeds else ""
         print(f"""
-flowlake is up{' with a SYNTHETIC feed (no eBPF agent yet)' if not args.no_feed else ''}:
+flowlake is up, feeds: {', '.join(feeds) or 'none'} ({why}):
   API        http://{args.host}:{args.api_port}/api/flows?timeRange=300
   API docs   http://{args.host}:{args.api_port}/docs
   status     http://{args.host}:{args.api_port}/api/status
-  metrics    http://{args.host}:{args.metrics_port}/metrics
+  metrics    http://{args.host}:{args.metrics_port}/metrics{agent_line}
   ingest     grpc://{args.host}:{args.flight_port}   (Arrow Flight do_put)
   lake       {data / 'lake'}
 Press Ctrl-C to stop.

@@ -35,12 +35,12 @@ def test_up_serves_live_enriched_flows_and_stops_cleanly(tmp_path: Path) -> None
     data = tmp_path / "data"
     proc = subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", "up", "--data-dir", str(data),
                              "--api-port", str(api), "--flight-port", str(flight), "--metrics-port", str(metrics),
-                             "--flush-seconds", "1", "--rate", "500"],
+                             "--flush-seconds", "1", "--rate", "500", "--feed", "synthetic"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_port(api, proc, timeout=60)
         status = get(f"http://127.0.0.1:{api}/api/status")
-        assert status["info"] == {"feed": "synthetic"}
+        assert status["info"] == {"feed": "synthetic (--feed synthetic)"}
         flows: list[dict[str, Any]] = []
         deadline = time.monotonic() + 40
         while not flows and time.monotonic() < deadline:
@@ -58,7 +58,7 @@ def test_up_serves_live_enriched_flows_and_stops_cleanly(tmp_path: Path) -> None
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    assert "SYNTHETIC" in out and f"http://127.0.0.1:{api}/docs" in out
+    assert "feeds: synthetic" in out and f"http://127.0.0.1:{api}/docs" in out
     assert "processor: stopped" in err
     for pid in kids:
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"child {pid} still running"
@@ -73,3 +73,49 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+@pytest.mark.kernel
+def test_up_runs_the_real_agent_when_it_can(tmp_path: Path) -> None:
+    """In a namespace of its own (so the host's interfaces are left alone), `up` picks the agent."""
+    from tests.agent.netns import Lab, kernel_ready
+    from tests.agent.test_capture import received, udp_send, udp_sink
+
+    if kernel_ready():
+        pytest.skip(kernel_ready() or "")
+    lab = Lab()
+    try:
+        a, b = lab.pair()
+        a.run("ip link set lo up")
+        api = free_port()
+        proc = subprocess.Popen(["ip", "netns", "exec", a.name, sys.executable, "-P", "-m", "flowlake.engine.cli",
+                                 "up", "--data-dir", str(tmp_path / "data"), "--api-port", str(api),
+                                 "--flush-seconds", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(300):
+                if "flowlake" in a.run(f"tc filter show dev {a.dev} egress", check=False).stdout:
+                    break
+                time.sleep(0.2)
+            found: list[dict[str, Any]] = []
+            for _ in range(40):
+                sink = udp_sink(b, 7777)
+                udp_send(a, b.ip, 7777, count=3, size=10)
+                received(sink, 3)
+                time.sleep(1)
+                body = a.run(f"{sys.executable} -P -c \"import urllib.request;print(urllib.request.urlopen("
+                             f"'http://127.0.0.1:{api}/api/flows?timeRange=120&filters=DstPort=7777').read().decode())"
+                             f"\"", check=False).stdout
+                found = json.loads(body)["flows"] if body.strip() else []
+                if found:
+                    break
+            assert found and found[0]["DstAddr"] == b.ip and found[0]["Interfaces"] == [a.dev]
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert "feeds: agent (the eBPF agent can run here)" in out, out
+        assert "clsact" not in a.run(f"tc qdisc show dev {a.dev}").stdout  # the agent cleaned up
+    finally:
+        lab.close()
