@@ -1,9 +1,10 @@
 /* TCP round-trip time measured in the TC program (included by flows.c when ENABLE_RTT).
  *
  * Works without fentry/kprobes. A sample is the time from a packet to the packet that acknowledges
- * it in the other direction: SYN -> SYN-ACK, SYN-ACK -> ACK, and TCP timestamp echoes (TSval ->
- * TSecr). Each sample is kept, per flow and report interval, as its minimum (delayed ACKs only ever
- * add time). Seen from one node, the samples of one direction are the path RTT and those of the
+ * it in the other direction: TCP timestamp echoes (TSval -> TSecr, one outstanding sample per flow;
+ * the handshake is covered too, as SYN and SYN-ACK carry timestamps), or for peers without
+ * timestamps the handshake (SYN -> SYN-ACK, SYN-ACK -> ACK). Each sample is kept, per flow and
+ * report interval, as its minimum (delayed ACKs only ever add time). Seen from one node, the samples of one direction are the path RTT and those of the
  * other direction only the local stack's delay; user space reports max(flow, reverse flow) on both
  * (agent/run.py), which is the path RTT wherever the agent sits.
  */
@@ -17,14 +18,16 @@ static __always_inline void reverse_key(const struct flow_key *k, struct flow_ke
 }
 #endif
 
-struct ts_key {
-    struct flow_key key;
-    u32 tsval;
+/* The one outstanding timestamp sample of a flow: its TSval and when the packet carrying it was seen.
+ * One pending sample per flow (not one per packet) keeps the cost at two hash lookups a packet. */
+struct rtt_pending {
+    u32 tsval;             /* 0: none outstanding */
     u32 pad;
+    u64 seen_ns;
 };
 
 BPF_TABLE("lru_hash", struct flow_key, u64, syn_seen, 16384);
-BPF_TABLE("lru_hash", struct ts_key, u64, ts_seen, 65536);
+BPF_TABLE("lru_hash", struct flow_key, struct rtt_pending, rtt_pending, CACHE_MAX_FLOWS);
 BPF_TABLE("hash", struct flow_key, u64, rtt_flows, CACHE_MAX_FLOWS);
 
 static __always_inline void rtt_sample(const struct flow_key *k, u64 rtt) {
@@ -73,37 +76,43 @@ static __always_inline int read_ts(struct __sk_buff *skb, u32 off, u32 opt_len, 
 static __always_inline void track_rtt(struct __sk_buff *skb, struct packet *p, u64 now) {
     if (p->key.proto != IPPROTO_TCP)
         return;
+    u32 f = p->tcp_flags;
+    u32 tsval = 0, tsecr = 0;
+    int has_ts = p->tcp_hdr_len > 20 && read_ts(skb, p->l4_off + 20, p->tcp_hdr_len - 20, &tsval, &tsecr);
     struct flow_key rev = {};
     reverse_key(&p->key, &rev);
-    u32 f = p->tcp_flags;
-    if (f & TCP_ACK) {  /* acknowledges a SYN or a SYN-ACK seen in the other direction? */
-        u64 *t = syn_seen.lookup(&rev);
-        if (t) {
-            rtt_sample(&rev, now - *t);
-            syn_seen.delete(&rev);
+    if (!has_ts) {
+        /* No timestamps (e.g. peers with RFC 7323 off): the handshake alone gives samples. */
+        if (f & TCP_ACK) {
+            u64 *t = syn_seen.lookup(&rev);
+            if (t) {
+                rtt_sample(&rev, now - *t);
+                syn_seen.delete(&rev);
+            }
         }
-    }
-    if (f & TCP_SYN)
-        syn_seen.update(&p->key, &now);
-    u32 tsval = 0, tsecr = 0;
-    if (p->tcp_hdr_len <= 20 || !read_ts(skb, p->l4_off + 20, p->tcp_hdr_len - 20, &tsval, &tsecr))
+        if (f & TCP_SYN)
+            syn_seen.update(&p->key, &now);
         return;
-    if (tsecr) {
-        struct ts_key ek = {};
-        __builtin_memcpy(&ek.key, &rev, sizeof(rev));
-        ek.tsval = tsecr;
-        u64 *t = ts_seen.lookup(&ek);
-        if (t) {
-            rtt_sample(&rev, now - *t);
-            ts_seen.delete(&ek);
+    }
+    if (tsecr) {  /* does this packet echo the reverse flow's outstanding TSval? */
+        struct rtt_pending *pend = rtt_pending.lookup(&rev);
+        if (pend && pend->tsval && pend->tsval == tsecr) {
+            rtt_sample(&rev, now - pend->seen_ns);
+            pend->tsval = 0;
         }
     }
     /* Only packets that elicit an acknowledgement start a sample: a pure ACK is echoed whenever the
      * peer next has data to send, which measures the application, not the network. */
     if (skb->len <= p->hdr_len && !(f & (TCP_SYN | TCP_FIN)))
         return;
-    struct ts_key tk = {};
-    __builtin_memcpy(&tk.key, &p->key, sizeof(p->key));
-    tk.tsval = tsval;
-    ts_seen.insert(&tk, &now);  /* keep the first packet that carried this TSval */
+    struct rtt_pending *mine = rtt_pending.lookup(&p->key);
+    if (mine) {
+        if (!mine->tsval) {
+            mine->tsval = tsval;
+            mine->seen_ns = now;
+        }
+        return;
+    }
+    struct rtt_pending fresh = {.tsval = tsval, .seen_ns = now};
+    rtt_pending.update(&p->key, &fresh);
 }

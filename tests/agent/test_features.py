@@ -24,8 +24,12 @@ pytestmark = pytest.mark.kernel
 ONE_WAY_MS = 10
 
 
-def test_rtt_from_the_handshake_and_timestamps(lab: Lab, start_agent: Any) -> None:
+@pytest.mark.parametrize("timestamps", [True, False], ids=["tcp-timestamps", "handshake-only"])
+def test_rtt_from_the_handshake_and_timestamps(lab: Lab, start_agent: Any, timestamps: bool) -> None:
     a, b = lab.delayed_pair(ONE_WAY_MS)
+    if not timestamps:  # RFC 7323 off on both ends: only the handshake can be timed
+        for host in (a, b):
+            host.run("sysctl -qw net.ipv4.tcp_timestamps=0")
     agent, captured = start_agent(a, features=("FlowRTT",))
     with b.enter():
         server = socket.create_server(("0.0.0.0", 8081))
