@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import pyarrow.compute as pc
@@ -117,3 +118,43 @@ def _scrape() -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(metrics.REGISTRY).decode()
+
+
+def test_filter_rule_sampling(lab: Lab, start_agent: Any) -> None:
+    a, b = lab.pair()
+    rules = [{"ip_cidr": "10.77.0.0/24", "action": "Accept", "protocol": "UDP", "sample": 4}]
+    agent, captured = start_agent(a, filter_rules=json.dumps(rules))
+    sink = udp_sink(b, 7500)
+    udp_send(a, b.ip, 7500, count=2000, size=10)
+    sink.close()
+    table = flush(agent, captured)
+    udp = rows(table, SrcAddr=a.ip, DstAddr=b.ip, DstPort=7500)
+    assert [f["Sampling"] for f in udp] == [4]
+    assert 500 - 5 * 19.4 <= udp[0]["Packets"] <= 500 + 5 * 19.4  # Binomial(2000, 1/4), 5 sd
+
+
+def test_filter_rule_icmp_type_and_code(lab: Lab, start_agent: Any) -> None:
+    a, b = lab.pair()
+    rules = [{"ip_cidr": "10.77.0.0/24", "action": "Accept", "protocol": "ICMP", "icmp_type": 3, "icmp_code": 3}]
+    agent, captured = start_agent(a, filter_rules=json.dumps(rules))
+    udp_send(a, b.ip, 9, count=1, size=10)  # closed port: b answers ICMP 3/3 (the UDP itself is filtered)
+    table = flush_until(agent, captured, lambda t: bool(rows(t, Proto=1)))
+    assert [(f["SrcAddr"], f["IcmpType"], f["IcmpCode"]) for f in table.to_pylist()] == [(b.ip, 3, 3)]
+
+
+def test_filter_rule_tcp_flags(lab: Lab, start_agent: Any) -> None:
+    a, b = lab.pair()
+    rules = [{"ip_cidr": "10.77.0.0/24", "action": "Accept", "protocol": "TCP", "tcp_flags": "SYN"}]
+    agent, captured = start_agent(a, filter_rules=json.dumps(rules))
+    with b.enter():
+        server = socket.create_server(("0.0.0.0", 8088))
+    with a.enter():
+        client = socket.create_connection((b.ip, 8088), timeout=5)
+    client.sendall(b"x" * 1000)
+    client.close()
+    server.close()
+    table = flush_until(agent, captured, lambda t: len(rows(t, Proto=6)) == 2)
+    tcp = rows(table, Proto=6)
+    # Only packets carrying SYN pass: the SYN and the SYN-ACK, nothing after them.
+    assert sorted((f["SrcAddr"], f["Packets"]) for f in tcp) == sorted([(a.ip, 1), (b.ip, 1)])
+    assert all(f["Flags"] & 2 for f in tcp)
