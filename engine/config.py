@@ -86,6 +86,132 @@ class MetricsConfig(_Strict):
         return self
 
 
+def _check_flp_query(value: str) -> str:
+    from flowlake.engine.query import flpexpr  # lazy: polars stays out of `flowlake --help`
+
+    flpexpr.compile_query(value)  # FilterError is a ValueError: pydantic names the field
+    return value
+
+
+class DirectionConfig(_Strict):
+    """The direction stage (`stages: [direction]`): node-level FlowDirection from AgentIP and the host IPs."""
+
+    keep_interface_direction: bool = Field(True, description="when a flow has no IfDirections, store the "
+                                           "agent's FlowDirection there as a one-entry list before rewriting "
+                                           "it (the reference's ifDirectionField)")
+
+
+class SubnetLabelConfig(_Strict):
+    """One named CIDR list of the subnets stage."""
+
+    name: str = Field(min_length=1, description="the label; prefix it with `EXT:` to mark external networks")
+    cidrs: list[str] = Field(default_factory=list, description="IPv4 and IPv6 CIDRs (10.0.0.0/8, fd00::/8)")
+    private: bool = Field(False, description="also label private addresses (10/8, 172.16/12, 192.168/16, "
+                          "fc00::/7) that no CIDR matches")
+
+    @field_validator("cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for j, cidr in enumerate(value):
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"entry {j}, {cidr!r}, is not a CIDR; write e.g. 10.0.0.0/8 or fd00::/8") from None
+        return value
+
+
+class SubnetsConfig(_Strict):
+    """The subnets stage (`stages: [subnets]`): Src/DstSubnetLabel from named CIDR lists."""
+
+    labels: list[SubnetLabelConfig] = Field(default_factory=list, description="[{name, cidrs, private}, ...]; "
+                                            "an address takes the label of the most specific CIDR containing "
+                                            "it (longest prefix), whichever list it is in; the same CIDR in two "
+                                            "lists: the later list wins")
+
+class LayerConfig(_Strict):
+    """The layer stage (`stages: [layer]`): K8S_FlowLayer `app` when either end is an application, else `infra`."""
+
+    infra_prefixes: list[str] = Field(default_factory=lambda: ["openshift", "kube-", "netobserv", "flowlake"],
+                                      description="namespaces starting with one of these are infrastructure")
+    infra_refs: list[str] = Field(default_factory=lambda: ["default/kubernetes", "default/openshift"],
+                                  description="`namespace/name` of single infrastructure objects (the API "
+                                  "server Services) in otherwise application namespaces")
+
+    @field_validator("infra_refs")
+    @classmethod
+    def _refs(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            ns, sep, name = ref.partition("/")
+            if not sep or not ns or not name or "/" in name:
+                raise ValueError(f"{ref!r} is not namespace/name; write e.g. default/kubernetes")
+        return value
+
+
+class FilterConfig(_Strict):
+    """The filter stage (`stages: [filter]`): keeps flows matching a query (FLP keep_entry_query language)."""
+
+    query: str = Field("", description="e.g. `SrcK8S_Namespace=\"shop\" or DstPort=53`; empty keeps every "
+                       "flow. Operators = != =~ !~ > >= < <=, with(Field), without(Field), and, or, parentheses")
+    sampling: int = Field(1, ge=1, description="keep 1 in N matching flows, chosen by a hash of the flow; "
+                          "kept flows get Sampling multiplied by N")
+
+    _query = field_validator("query")(_check_flp_query)
+
+
+class DedupConfig(_Strict):
+    """The dedup stage (`stages: [dedup]`): the egress copy of flows reported by two nodes."""
+
+    mode: Literal["Disabled", "Drop", "Sample"] = Field("Disabled", description="Drop removes the copies; "
+                                                        "Sample keeps 1 in `sampling` of them; Disabled keeps all")
+    sampling: int = Field(50, ge=1, description="Sample mode: keep 1 copy in N (Sampling is not changed)")
+    rule: Literal["node", "owner"] = Field("node", description="which egress flows are copies: node = the "
+                                           "destination runs on another node (DstK8S_HostIP set); owner = "
+                                           "DstK8S_OwnerName set, the reference's test (also drops egress "
+                                           "flows to Services)")
+    reporter_window_seconds: float = Field(600.0, ge=0, description="rule node: drop a copy only if its "
+                                           "destination node reported flows within this time of it, so copies "
+                                           "to nodes without a running agent are kept; 0 = do not check")
+
+
+class OutputFilterConfig(_Strict):
+    """One per-output filter (`filters:`), as the reference's processor.filters."""
+
+    query: str = Field(description="FLP query language, as `filter.query`")
+    output_target: Literal["", "Loki", "Metrics", "Exporters"] = Field(
+        "", description="which sinks it applies to: Loki = the flow store (lake, memory), Metrics = the "
+        "metrics sink, Exporters = Kafka/IPFIX/OTLP exports, empty = every sink")
+    sampling: int = Field(1, ge=1, description="keep 1 in N matching flows (Sampling multiplied by N)")
+
+    _query = field_validator("query")(_check_flp_query)
+
+
+class KubernetesConfig(_Strict):
+    """Kubernetes metadata from the API server (the enrich stage's source when enabled); docs/kubernetes.md."""
+
+    enabled: bool = Field(False, description="watch pods, services, nodes, replicasets and jobs and enrich by "
+                          "IP from them (instead of the static `metadata` file)")
+    kubeconfig: str = Field("", description="kubeconfig file; empty = $KUBECONFIG, else the in-cluster service "
+                            "account, else ~/.kube/config")
+    node_name: str = Field("", description="watch only the pods of this node (spec.nodeName field selector), "
+                           "e.g. `$NODE_NAME` to read it from that environment variable; services, nodes and "
+                           "owners are still watched cluster-wide. Empty = all pods")
+    deleted_grace_seconds: float = Field(120.0, ge=0, description="keep a deleted (or finished) object's IPs "
+                                         "this long so late flows still enrich; a new object with the IP wins "
+                                         "at once")
+    table_interval_seconds: float = Field(1.0, gt=0, description="rebuild the IP table from watch events at "
+                                          "most this often")
+    resync_seconds: float = Field(0.0, ge=0, description="list everything again this often as a safety net; "
+                                  "0 = only when a watch expires (410 Gone)")
+    watch_timeout_seconds: float = Field(300.0, gt=0, description="server-side length of one watch request, "
+                                         "randomized up to twice this (as client-go)")
+    sync_timeout_seconds: float = Field(30.0, ge=0, description="at start, wait this long for the first "
+                                        "complete list of every kind; flows are processed meanwhile, "
+                                        "unenriched")
+    page_size: int = Field(500, gt=0, description="objects per LIST page")
+
+
 class ProcessorConfig(_Strict):
     listen: str = Field("grpc://0.0.0.0:2055", description="Arrow Flight address agents send to")
     metrics_address: str = Field("0.0.0.0:9102", description="HOST:PORT of the Prometheus /metrics "
@@ -95,12 +221,23 @@ class ProcessorConfig(_Strict):
     cluster_name: str = Field("", description="K8S_ClusterName for every flow (overrides the "
                               "metadata file's cluster)")
     flush_seconds: float = Field(10.0, gt=0, description="publish sink buffers at least this often")
-    stages: list[str] = Field(["enrich"], description="stages after validation, in order")
+    stages: list[str] = Field(["enrich", "direction", "layer", "subnets", "decode"],
+                              description="stages after validation, in order (also: filter, dedup, conntrack)")
     sinks: list[str] = Field(["lake"], description="where processed flows go")
     lake: LakeConfig = Field(default_factory=LakeConfig)  # type: ignore[arg-type]
     conntrack: ConntrackConfig = Field(default_factory=ConntrackConfig,  # type: ignore[arg-type]
                                        description="settings of the conntrack stage")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
+    direction: DirectionConfig = Field(default_factory=DirectionConfig)  # type: ignore[arg-type]
+    subnets: SubnetsConfig = Field(default_factory=SubnetsConfig)  # type: ignore[arg-type]
+    layer: LayerConfig = Field(default_factory=LayerConfig)  # type: ignore[arg-type]
+    filter: FilterConfig = Field(default_factory=FilterConfig)  # type: ignore[arg-type]
+    dedup: DedupConfig = Field(default_factory=DedupConfig)  # type: ignore[arg-type]
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)  # type: ignore[arg-type]
+    filters: list[OutputFilterConfig] = Field(default_factory=list, description="per-output filters "
+                                              "[{query, output_target, sampling}, ...]: a sink receives the "
+                                              "flows kept by ANY filter of its target (each sampling its own "
+                                              "matches), after those of target \"\" (every sink)")
 
     @field_validator("listen")
     @classmethod

@@ -63,6 +63,24 @@ TABLE: tuple[MetricDoc, ...] = (
     MetricDoc("flowlake_conntrack_tcp_flags_total", "counter", ("action",),
               "TCP flag handling: detectEndConnection (flows with FIN_ACK/RST/RST_ACK), swapAB (conversations "
               "whose first flow was a SYN_ACK reply)"),
+    MetricDoc("flowlake_stage_rows_in_total", "counter", ("stage",), "rows given to each processor stage"),
+    MetricDoc("flowlake_stage_rows_out_total", "counter", ("stage",),
+              "rows each stage passed on (filter and dedup remove rows, conntrack adds records)"),
+    MetricDoc("flowlake_output_filtered_rows_total", "counter", ("output",),
+              "rows the per-output `filters:` kept from sinks of an output target (all = every sink)"),
+    MetricDoc("flowlake_kube_objects", "gauge", ("kind", "state"),
+              "Kubernetes objects held by the processor's watches (kind: pods, nodes, services, replicasets, "
+              "jobs; state: live, or deleted and kept for kubernetes.deleted_grace_seconds)"),
+    MetricDoc("flowlake_kube_events_total", "counter", ("kind", "type"),
+              "watch events applied (type: ADDED, MODIFIED, DELETED)"),
+    MetricDoc("flowlake_kube_relists_total", "counter", ("kind", "reason"),
+              "complete LISTs (reason: initial, expired = the watch got 410 Gone, resync, error = after a "
+              "failed first list)"),
+    MetricDoc("flowlake_kube_watch_errors_total", "counter", ("kind",),
+              "failed list or watch requests (API server unreachable, HTTP errors), each retried with backoff"),
+    MetricDoc("flowlake_kube_table_rows", "gauge", ("type",), "rows of the Kubernetes IP table by K8S_Type"),
+    MetricDoc("flowlake_kube_table_build_seconds", "histogram", (),
+              "time to rebuild the Kubernetes IP table from the watched objects"),
 )
 
 _KINDS = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
@@ -99,6 +117,15 @@ CONNTRACK_ENDED: Counter = _M["flowlake_conntrack_end_connections_total"]  # typ
 CONNTRACK_CONNECTIONS: Gauge = _M["flowlake_conntrack_connections"]  # type: ignore[assignment]
 CONNTRACK_OVERFLOW: Counter = _M["flowlake_conntrack_overflow_total"]  # type: ignore[assignment]
 CONNTRACK_TCP_FLAGS: Counter = _M["flowlake_conntrack_tcp_flags_total"]  # type: ignore[assignment]
+STAGE_ROWS_IN: Counter = _M["flowlake_stage_rows_in_total"]  # type: ignore[assignment]
+STAGE_ROWS_OUT: Counter = _M["flowlake_stage_rows_out_total"]  # type: ignore[assignment]
+OUTPUT_FILTERED: Counter = _M["flowlake_output_filtered_rows_total"]  # type: ignore[assignment]
+KUBE_OBJECTS: Gauge = _M["flowlake_kube_objects"]  # type: ignore[assignment]
+KUBE_EVENTS: Counter = _M["flowlake_kube_events_total"]  # type: ignore[assignment]
+KUBE_RELISTS: Counter = _M["flowlake_kube_relists_total"]  # type: ignore[assignment]
+KUBE_WATCH_ERRORS: Counter = _M["flowlake_kube_watch_errors_total"]  # type: ignore[assignment]
+KUBE_TABLE_ROWS: Gauge = _M["flowlake_kube_table_rows"]  # type: ignore[assignment]
+KUBE_TABLE_BUILD_SECONDS: Histogram = _M["flowlake_kube_table_build_seconds"]  # type: ignore[assignment]
 
 
 def render_markdown() -> str:

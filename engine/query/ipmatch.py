@@ -36,7 +36,7 @@ def _ipv6_groups(col: pl.Expr) -> tuple[pl.Expr, list[pl.Expr]]:
 
     left = groups(halves.list.get(0, null_on_oob=True))
     right = groups(halves.list.get(1, null_on_oob=True))
-    known = left.list.len() + right.list.len()
+    known = (left.list.len() + right.list.len()).cast(pl.Int32)  # UInt32 would wrap below zero
     full = pl.concat_list([left, pl.lit("0").repeat_by((8 - known).clip(0)), right])
     hextets = [full.list.get(i, null_on_oob=True).str.to_integer(base=16, strict=False) for i in range(8)]
     shape_ok = ((halves.list.len() == 2) & (known <= 7)) | ((halves.list.len() == 1) & (known == 8))

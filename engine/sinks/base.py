@@ -23,6 +23,7 @@ class Sink(Protocol):
 
     name: str
     capabilities: Capabilities
+    output: str  # per-output filter target (`filters[].output_target`): Loki (the flow store), Metrics, Exporters
 
     def write(self, frame: pl.DataFrame) -> None: ...
 

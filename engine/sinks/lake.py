@@ -32,6 +32,7 @@ class LakeSink:
     """Writes flows to a Parquet lake at an fsspec URL; flushes when `flush_rows` are buffered."""
 
     name = "lake"
+    output = "Loki"  # the flow store: NetObserv's Loki, as the per-output filter target
     capabilities = Capabilities(durable=True, ordered=False, atomic_publish=True)
 
     def __init__(self, url: str, *, flush_rows: int = 500_000, compression: str = "zstd",

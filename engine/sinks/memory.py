@@ -13,6 +13,7 @@ class MemorySink:
     """Collects frames in a list; `frame()` returns everything flushed so far as one DataFrame."""
 
     name = "memory"
+    output = "Loki"  # stands in for the flow store in tests and `--sink memory`
     capabilities = Capabilities(durable=False, ordered=True, atomic_publish=True)
 
     def __init__(self) -> None:

@@ -156,3 +156,11 @@ def test_thousands_of_values_stay_fast() -> None:
     started = time.perf_counter()
     assert FRAME.filter(compile_filters(text))["row"].to_list() == [1]
     assert time.perf_counter() - started < 10
+
+
+@pytest.mark.timeout(20)
+def test_malformed_ipv6_values_do_not_hang_cidr_matching() -> None:
+    # Nine groups once made the zero-group count wrap around (UInt32) and repeat_by never ended.
+    frame = pl.DataFrame({"SrcAddr": ["1:2:3:4:5:6:7:8:9", "fd00::1", "fd00:1:2:3:4:5:6:7:8"]})
+    out = frame.filter(compile_filters("SrcAddr=fd00::/8"))
+    assert out["SrcAddr"].to_list() == ["fd00::1"]

@@ -110,7 +110,7 @@ def test_up_runs_the_real_agent_when_it_can(tmp_path: Path) -> None:
                     break
             assert found and found[0]["DstAddr"] == b.ip and found[0]["Interfaces"] == [a.dev]
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
+            out, _err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
