@@ -8,6 +8,7 @@ batch and counts it).
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes as ct
 import logging
 import queue
@@ -92,6 +93,9 @@ class Agent:
         self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=cfg.export_queue)
         # Sized in batches of up to DRAIN_CHUNK flows: a whole drain of a full map fits.
         self._stop = threading.Event()
+        # Chunks convert in parallel with each other and with the kernel reads (Arrow and numpy
+        # kernels release the GIL); two workers match the two cores this is sized for.
+        self._convert = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowlake-conv")
         self.bpf: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -154,6 +158,7 @@ class Agent:
         self._export_thread.join(timeout=30)
         self.exporter.close()
         metrics.REGISTRY.unregister(self._collector)
+        self._convert.shutdown()
         self.bpf.cleanup()
         log.info("agent: stopped; filters and qdiscs removed")
 
@@ -205,12 +210,13 @@ class Agent:
 
             reader = threading.Thread(target=produce, name="flowlake-drain", daemon=True)
             reader.start()
-            batches, seen = [], []
+            futures, seen = [], []
             while (chunk := chunks.get()) is not None:
                 keys, stats = chunk
                 seen.append(keys)
-                batches.append(self._batch(keys, stats, index, mono_to_wall))
+                futures.append(self._convert.submit(self._batch, keys, stats, index, mono_to_wall))
             reader.join()
+            batches = [f.result() for f in futures]
             in_map = sum(len(k) for k in seen)
             metrics.EVICTIONS.inc()
             metrics.MAP_FILL.set(in_map / self.cfg.cache_max_flows)
