@@ -149,3 +149,18 @@ def test_nothing_left_attached_after_close(lab: Lab, start_agent: Any) -> None:
     agent.close()
     assert "clsact" not in a.run(f"tc qdisc show dev {a.dev}").stdout
     assert a.run(f"tc filter show dev {a.dev} egress").stdout.strip() == ""
+
+
+def test_three_hosts_on_a_bridge(lab: Lab, start_agent: Any) -> None:
+    h1, h2, h3 = lab.bridged(3)
+    agent, captured = start_agent(h1)
+    sinks = {h.ip: udp_sink(h, 9100) for h in (h2, h3)}
+    udp_send(h1, h2.ip, 9100, count=2, size=50)
+    udp_send(h1, h3.ip, 9100, count=5, size=50)
+    received(sinks[h2.ip], 2)
+    received(sinks[h3.ip], 5)
+    table = flush(agent, captured)
+    got = {(f["DstAddr"], f["Packets"], f["Bytes"]) for f in rows(table, SrcAddr=h1.ip, Proto=17)}
+    assert got == {(h2.ip, 2, 2 * (14 + 20 + 8 + 50)), (h3.ip, 5, 5 * (14 + 20 + 8 + 50))}
+    macs = {f["DstAddr"]: f["DstMac"] for f in rows(table, SrcAddr=h1.ip, Proto=17)}
+    assert macs[h2.ip] != macs[h3.ip]  # a real L2 segment: each host has its own MAC
