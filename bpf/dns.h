@@ -14,16 +14,6 @@ struct dns_inflight_key {
 BPF_TABLE("lru_hash", struct dns_inflight_key, u64, dns_inflight, 16384);
 BPF_TABLE("hash", struct flow_key, struct dns_record, dns_flows, CACHE_MAX_FLOWS);
 
-static __always_inline void reverse_key(const struct flow_key *k, struct flow_key *r) {
-    __builtin_memcpy(r->src_ip, k->dst_ip, 16);
-    __builtin_memcpy(r->dst_ip, k->src_ip, 16);
-    r->src_port = k->dst_port;
-    r->dst_port = k->src_port;
-    r->proto = k->proto;
-    r->icmp_type = k->icmp_type;
-    r->icmp_code = k->icmp_code;
-}
-
 /* The query name in dotted form: label lengths become dots (truncated to DNS_NAME_LEN - 1). */
 static __always_inline void read_qname(struct __sk_buff *skb, u32 off, u8 *name) {
     u8 buf[DNS_NAME_LEN] = {};

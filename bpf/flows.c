@@ -153,6 +153,17 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *p) {
     return -1;
 }
 
+/* The key of the opposite direction (DNS responses, RTT echoes). */
+static __always_inline void reverse_key(const struct flow_key *k, struct flow_key *r) {
+    __builtin_memcpy(r->src_ip, k->dst_ip, 16);
+    __builtin_memcpy(r->dst_ip, k->src_ip, 16);
+    r->src_port = k->dst_port;
+    r->dst_port = k->src_port;
+    r->proto = k->proto;
+    r->icmp_type = k->icmp_type;
+    r->icmp_code = k->icmp_code;
+}
+
 #ifdef ENABLE_FILTER
 #include "filter.h"
 #endif

@@ -8,16 +8,6 @@
  * other direction only the local stack's delay; user space reports max(flow, reverse flow) on both
  * (agent/run.py), which is the path RTT wherever the agent sits.
  */
-#ifndef ENABLE_DNS
-static __always_inline void reverse_key(const struct flow_key *k, struct flow_key *r) {
-    __builtin_memcpy(r->src_ip, k->dst_ip, 16);
-    __builtin_memcpy(r->dst_ip, k->src_ip, 16);
-    r->src_port = k->dst_port;
-    r->dst_port = k->src_port;
-    r->proto = k->proto;
-}
-#endif
-
 /* The one outstanding timestamp sample of a flow: its TSval and when the packet carrying it was seen.
  * One pending sample per flow (not one per packet) keeps the cost at two hash lookups a packet. */
 struct rtt_pending {

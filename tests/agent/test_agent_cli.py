@@ -17,6 +17,7 @@ from flowlake.agent import bccload, program, records
 from flowlake.engine.errors import ConfigError
 from tests.agent.netns import Lab
 from tests.agent.test_capture import received, udp_send, udp_sink
+from tests.procs import finish
 
 
 def flowlake(*argv: str) -> list[str]:
@@ -66,9 +67,7 @@ def test_sigterm_removes_everything_and_flushes(lab: Lab, tmp_path: Path) -> Non
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        finish(proc)
     assert proc.returncode == 0, err
     assert "clsact" not in a.run(f"tc qdisc show dev {a.dev}").stdout
     files = list(out_dir.glob("flows-*.arrow"))

@@ -15,6 +15,7 @@ import pytest
 
 from tests.agent.netns import kernel_ready
 from tests.e2e.test_pipeline import free_port
+from tests.procs import finish
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
@@ -56,9 +57,7 @@ def test_demo_captures_enriches_serves_and_cleans_up(tmp_path: Path) -> None:
         assert {f["AgentIP"] for f in cross} == {"10.80.0.1", "10.80.0.2"}  # both nodes report it
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        finish(proc)
     assert proc.returncode == 0, err
     assert "flowlake demo is running" in out
     after = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())

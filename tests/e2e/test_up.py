@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.e2e.test_pipeline import free_port, wait_port
+from tests.procs import finish
 
 pytestmark = pytest.mark.slow
 
@@ -54,9 +55,7 @@ def test_up_serves_live_enriched_flows_and_stops_cleanly(tmp_path: Path) -> None
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        finish(proc)
     assert proc.returncode == 0, err
     assert "feeds: synthetic" in out and f"http://127.0.0.1:{api}/docs" in out
     assert "processor: stopped" in err
@@ -112,9 +111,7 @@ def test_up_runs_the_real_agent_when_it_can(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGINT)
             out, _err = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+            finish(proc)
         assert "feeds: agent (the eBPF agent can run here)" in out, out
         assert "clsact" not in a.run(f"tc qdisc show dev {a.dev}").stdout  # the agent cleaned up
     finally:
