@@ -182,6 +182,20 @@ class DemoCluster:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
+def _listening(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
+    """True once `host:port` accepts connections; False if `proc` exits first or time runs out."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -208,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
         start([*flowlake, "processor", "--listen", "grpc://10.80.0.254:2055", "--lake", str(data / "lake"),
                "--metadata", str(data / "metadata.json"), "--metrics-address", "127.0.0.1:9102",
                "--flush-seconds", "5"])
-        time.sleep(2)
+        if not _listening("10.80.0.254", 2055, procs[-1]):
+            raise RuntimeError("the demo's processor did not start (see its error above); is another demo running?")
         for n in (1, 2):
             # Both "nodes" share one kernel here, and the drop tracepoint sees every namespace: only
             # node2's agent (where the dropping policy lives) traces drops, so none is reported twice.

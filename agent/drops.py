@@ -39,8 +39,10 @@ def record_offsets(text: str) -> dict[str, int]:
     if missing:
         raise TracefsError(f"skb:kfree_skb has no field(s) {missing} on this kernel; PacketDrop needs "
                            "Linux >= 5.17 (drop reasons)")
+    names = reason_names(text)
+    drops = [n for n, name in names.items() if name not in ("NOT_DROPPED_YET", "CONSUMED")]
     return {"TP_SKBADDR_OFF": fields["skbaddr"], "TP_PROTOCOL_OFF": fields["protocol"],
-            "TP_REASON_OFF": fields["reason"]}
+            "TP_REASON_OFF": fields["reason"], "DROP_REASON_MIN": min(drops) if drops else 1}
 
 
 def reason_names(text: str) -> dict[int, str]:

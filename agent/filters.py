@@ -20,15 +20,16 @@ DIRECTIONS = {"": 0, "Ingress": 1, "Egress": 2}
 TCP_FLAGS = {"FIN": 1, "SYN": 2, "RST": 4, "PSH": 8, "ACK": 16, "URG": 32, "ECE": 64, "CWR": 128,
              "SYN-ACK": 256, "FIN-ACK": 512, "RST-ACK": 1024}
 FIELDS = {"ip_cidr", "action", "direction", "protocol", "source_port", "destination_port", "port",
-          "icmp_type", "icmp_code", "peer_cidr", "peer_ip", "tcp_flags", "sample", "drops"}
+          "icmp_type", "icmp_code", "peer_cidr", "peer_ip", "tcp_flags", "sample"}
 MAX_RULES = 32
 
 KEY = np.dtype([("prefix_len", "<u4"), ("ip", "V16")])
 RULE = np.dtype([("action", "u1"), ("proto", "u1"), ("direction", "u1"), ("icmp_type", "u1"),
                  ("icmp_code", "u1"), ("peer_prefix_len", "u1"), ("prefix_len", "u1"), ("pad", "u1"),
-                 ("tcp_flags", "<u2"), ("pad2", "<u2"), ("src_port_lo", "<u2"), ("src_port_hi", "<u2"),
+                 ("tcp_flags", "<u2"), ("src_port_alt", "<u2"), ("src_port_lo", "<u2"), ("src_port_hi", "<u2"),
                  ("dst_port_lo", "<u2"), ("dst_port_hi", "<u2"), ("any_port_lo", "<u2"),
-                 ("any_port_hi", "<u2"), ("sampling", "<u4"), ("peer_ip", "V16"), ("pad3", "<u4")])
+                 ("any_port_hi", "<u2"), ("sampling", "<u4"), ("peer_ip", "V16"), ("dst_port_alt", "<u2"),
+                 ("any_port_alt", "<u2")])
 assert KEY.itemsize == 20 and RULE.itemsize == 48
 
 
@@ -45,18 +46,19 @@ def _v6(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[bytes, int]
     return net.network_address.packed, net.prefixlen
 
 
-def _ports(value: Any, where: str) -> tuple[int, int]:
-    """"80", 80, "80-100" or "80,100" (the reference's pair form, kept as the range between)."""
+def _ports(value: Any, where: str) -> tuple[int, int, int]:
+    """(lo, hi, alt) from "80", 80, a range "80-100", or a pair "80,443" (two ports, as NetObserv)."""
     text = str(value).strip()
-    for sep in ("-", ","):
-        if sep in text:
-            lo, hi = (p.strip() for p in text.split(sep, 1))
-            break
-    else:
-        lo = hi = text
-    if not (lo.isdigit() and hi.isdigit()) or not 1 <= int(lo) <= int(hi) <= 65535:
-        raise ConfigError(f"{where}: {value!r} is not a port, a range 80-100 or a pair 80,100 (1-65535)")
-    return int(lo), int(hi)
+    alt = ""
+    if "," in text:
+        text, alt = (p.strip() for p in text.split(",", 1))
+    lo, _, hi = text.partition("-")
+    hi = hi or lo
+    parts = [lo.strip(), hi.strip(), alt or "1"]
+    if not all(p.isdigit() for p in parts) or not 1 <= int(parts[0]) <= int(parts[1]) <= 65535 \
+            or not 1 <= int(parts[2]) <= 65535 or ("-" in text and alt):
+        raise ConfigError(f"{where}: {value!r} is not a port, a range 80-100 or a pair 80,443 (1-65535)")
+    return int(parts[0]), int(parts[1]), int(alt) if alt else 0
 
 
 def parse(text: str) -> list[Entry]:
@@ -102,7 +104,7 @@ def parse(text: str) -> list[Entry]:
             raise ConfigError(f"{where}: port cannot be combined with source_port or destination_port")
         for field, lo_hi in (("source_port", "src_port"), ("destination_port", "dst_port"), ("port", "any_port")):
             if field in r:
-                rule[f"{lo_hi}_lo"], rule[f"{lo_hi}_hi"] = _ports(r[field], f"{where}: {field}")
+                rule[f"{lo_hi}_lo"], rule[f"{lo_hi}_hi"], rule[f"{lo_hi}_alt"] = _ports(r[field], f"{where}: {field}")
         rule["icmp_type"] = int(r.get("icmp_type", 255))
         rule["icmp_code"] = int(r.get("icmp_code", 255))
         peer = r.get("peer_cidr") or (f"{r['peer_ip']}/{32 if ':' not in r['peer_ip'] else 128}"

@@ -48,6 +48,16 @@ def _format_ip(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, raw)
 
 
+def _dns_name(raw: bytes) -> str:
+    """Wire-format labels (3www7example3com0) -> "www.example.com"; a truncated name keeps its part."""
+    labels, i = [], 0
+    while i < len(raw) and raw[i] != 0:
+        n = raw[i]
+        labels.append(raw[i + 1:i + 1 + n].decode("ascii", "replace"))
+        i += n + 1
+    return ".".join(labels)
+
+
 def _format_mac(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
@@ -122,11 +132,13 @@ def _nulls(n: int, typ: pa.DataType) -> pa.Array:
 
 
 def to_batch(keys: np.ndarray, stats: np.ndarray, *, agent_ip: str, mono_to_wall_ns: int,
-             ifname: Callable[[int], str], dns: np.ndarray | None = None, rtt_ns: np.ndarray | None = None,
+             ifname: Callable[[int], str], dns: tuple[np.ndarray, np.ndarray] | None = None,
+             rtt_ns: np.ndarray | None = None,
              drops: np.ndarray | None = None, drop_reasons: dict[int, str] | None = None) -> pa.RecordBatch:
     """One batch of the flow schema from aligned per-flow arrays (feature arrays already merged by key).
 
-    `dns`, `rtt_ns` and `drops` are aligned with `keys`; rows without a feature value hold zeros.
+    `dns` is (records, found mask), `rtt_ns` and `drops` arrays; all aligned with `keys` (rows without a
+    feature value hold zeros).
     """
     n = len(keys)
     proto = keys["proto"]
@@ -157,12 +169,13 @@ def to_batch(keys: np.ndarray, stats: np.ndarray, *, agent_ip: str, mono_to_wall
         "FlowDirection": pa.array(stats["dir_first"], pa.uint8(), mask=stats["n_ifaces"] == 0),
     }
     if dns is not None:
-        has = (dns["id"] != 0) | (dns["flags"] != 0) | (dns["latency_ns"] != 0)
-        cols["DnsId"] = pa.array(dns["id"], pa.uint16(), mask=~has)
-        cols["DnsFlags"] = pa.array(dns["flags"], pa.uint16(), mask=~has)
-        cols["DnsLatencyMs"] = pa.array((dns["latency_ns"] // 1_000_000).astype(np.uint32), pa.uint32(),
-                                        mask=~has)
-        cols["DnsName"] = pa.array(dns["name"], pa.binary(), mask=~has).cast(pa.string(), safe=False)
+        rec, found = dns
+        cols["DnsId"] = pa.array(rec["id"], pa.uint16(), mask=~found)
+        cols["DnsFlags"] = pa.array(rec["flags"], pa.uint16(), mask=~found)
+        cols["DnsLatencyMs"] = pa.array((rec["latency_ns"] // 1_000_000).astype(np.uint32), pa.uint32(),
+                                        mask=~found)
+        names = _strings(rec["name"], _dns_name)
+        cols["DnsName"] = pc.if_else(pa.array(found), names, pa.scalar(None, pa.string()))
     if rtt_ns is not None:
         cols["TimeFlowRttNs"] = pa.array(rtt_ns.astype(np.int64), pa.int64(), mask=rtt_ns == 0)
     if drops is not None:

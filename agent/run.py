@@ -241,7 +241,7 @@ class Agent:
         metrics.EVICTED_PACKETS.inc(int(stats["packets"].sum()))
         aligned: dict[str, Any] = {}
         if "dns" in index:
-            aligned["dns"] = index["dns"].get(keys)[0]
+            aligned["dns"] = index["dns"].get(keys)  # (records, found): id 0 and flags 0 are valid
         if "rtt" in index:
             # Path RTT whichever side of the conversation this node is on (see bpf/rtt.h).
             aligned["rtt_ns"] = np.maximum(index["rtt"].get(keys)[0], index["rtt"].get(merge.reverse(keys))[0])

@@ -14,29 +14,15 @@ struct dns_inflight_key {
 BPF_TABLE("lru_hash", struct dns_inflight_key, u64, dns_inflight, 16384);
 BPF_TABLE("hash", struct flow_key, struct dns_record, dns_flows, CACHE_MAX_FLOWS);
 
-/* The query name in dotted form: label lengths become dots (truncated to DNS_NAME_LEN - 1). */
+/* The query name as it is on the wire (length-prefixed labels), up to DNS_NAME_LEN bytes: turning
+ * labels into dots happens in user space, once per distinct name (a loop here would multiply the
+ * verifier's work by every other branch of the program). */
 static __always_inline void read_qname(struct __sk_buff *skb, u32 off, u8 *name) {
-    u8 buf[DNS_NAME_LEN] = {};
     u32 len = skb->len > off ? skb->len - off : 0;
     if (len > DNS_NAME_LEN)
         len = DNS_NAME_LEN;
-    if (len < 1 || bpf_skb_load_bytes(skb, off, buf, len & (2 * DNS_NAME_LEN - 1)) < 0)
-        return;
-    u32 next = 0;
-    for (u32 j = 0; j < DNS_NAME_LEN; j++) {
-        if (j >= len)
-            break;
-        u8 c = buf[j];
-        if (j == next) {
-            if (c == 0)
-                break;
-            if (j > 0)
-                name[j - 1] = '.';
-            next = j + c + 1;
-        } else if (j > 0) {
-            name[j - 1] = c;
-        }
-    }
+    if (len >= 1)
+        bpf_skb_load_bytes(skb, off, name, len & (2 * DNS_NAME_LEN - 1));
 }
 
 static __always_inline void track_dns(struct __sk_buff *skb, struct packet *p, u64 now) {
@@ -54,7 +40,11 @@ static __always_inline void track_dns(struct __sk_buff *skb, struct packet *p, u
     ik.id = rec.id;
     if (!(rec.flags & 0x8000)) {
         __builtin_memcpy(&ik.key, &p->key, sizeof(ik.key));
-        dns_inflight.update(&ik, &now);
+        /* insert, not update: a query crossing several interfaces keeps its first sighting */
+        dns_inflight.insert(&ik, &now);
+        struct dns_record *seen = dns_flows.lookup(&p->key);
+        if (seen && seen->id == rec.id)
+            return;  /* the same query on another interface: already recorded */
     } else {
         reverse_key(&p->key, &ik.key);
         u64 *sent = dns_inflight.lookup(&ik);
@@ -62,6 +52,9 @@ static __always_inline void track_dns(struct __sk_buff *skb, struct packet *p, u
             rec.latency_ns = now - *sent;
             dns_inflight.delete(&ik);
         } else {
+            struct dns_record *seen = dns_flows.lookup(&p->key);
+            if (seen && seen->id == rec.id)
+                return;  /* the same response on a later interface: keep the latency measured first */
             count(CNT_DNS_NO_REQUEST);
         }
     }

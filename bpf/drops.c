@@ -5,6 +5,8 @@
  * header-version mismatch cannot misattribute drops. Reason names come from the tracepoint's format
  * file (agent/drops.py). PktDropBytes counts like Bytes: the IP packet length plus a 14-byte
  * Ethernet header, whatever part of the packet the stack had already pulled at the drop point.
+ * IPv6 extension headers are not walked here (a drop behind one is keyed by the extension's
+ * protocol), and flow filter rules do not apply to drops.
  */
 BPF_TABLE("hash", struct flow_key, struct drop_record, drop_flows, CACHE_MAX_FLOWS);
 
@@ -12,7 +14,9 @@ BPF_TABLE("hash", struct flow_key, struct drop_record, drop_flows, CACHE_MAX_FLO
  * its layout changed across versions (6.x added rx_sk before protocol). */
 int flowlake_kfree_skb(void *ctx) {
     u32 reason = *(u32 *)((u8 *)ctx + TP_REASON_OFF);
-    if (reason <= 1)  /* SKB_NOT_DROPPED_YET, SKB_CONSUMED: not a drop */
+    /* Values below the smallest drop reason named in this kernel's format file are not drops
+     * (SKB_NOT_DROPPED_YET, SKB_CONSUMED where they exist); agent/drops.py computes it. */
+    if (reason < DROP_REASON_MIN)
         return 0;
     u16 proto = *(u16 *)((u8 *)ctx + TP_PROTOCOL_OFF);  /* already host byte order here */
     if (proto != ETH_P_IP && proto != ETH_P_IPV6)
@@ -23,7 +27,7 @@ int flowlake_kfree_skb(void *ctx) {
     u32 len = 0;
     bpf_probe_read_kernel(&head, sizeof(head), skb + SKB_HEAD_OFF);
     bpf_probe_read_kernel(&nh, sizeof(nh), skb + SKB_NETWORK_HEADER_OFF);
-    if (!head || nh == 0xffff) {
+    if (!head || nh == 0 || nh == 0xffff) {  /* network header never set */
         count(CNT_DROP_UNPARSED);
         return 0;
     }
@@ -42,9 +46,11 @@ int flowlake_kfree_skb(void *ctx) {
         key.proto = ip.protocol;
         l4 = nh + ip.ihl * 4;
         len = bpf_ntohs(ip.tot_len) + ETH_HLEN;
+        if (ip.frag_off & bpf_htons(0x1fff))
+            l4 = 0;  /* a non-first fragment: no ports, as flows.c keys it */
     } else {
         struct ipv6hdr ip6 = {};
-        if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) < 0) {
+        if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) < 0 || ip6.version != 6) {
             count(CNT_DROP_UNPARSED);
             return 0;
         }
@@ -56,13 +62,13 @@ int flowlake_kfree_skb(void *ctx) {
     }
     u8 l4hdr[14] = {};
     u32 tcp_flags = 0;
-    if (key.proto == IPPROTO_TCP || key.proto == IPPROTO_UDP || key.proto == IPPROTO_SCTP_) {
+    if (l4 && (key.proto == IPPROTO_TCP || key.proto == IPPROTO_UDP || key.proto == IPPROTO_SCTP_)) {
         bpf_probe_read_kernel(l4hdr, sizeof(l4hdr), head + l4);
         key.src_port = ((u16)l4hdr[0] << 8) | l4hdr[1];
         key.dst_port = ((u16)l4hdr[2] << 8) | l4hdr[3];
         if (key.proto == IPPROTO_TCP)
             tcp_flags = tcp_flag_bits(l4hdr[13]);
-    } else if (key.proto == IPPROTO_ICMP || key.proto == IPPROTO_ICMPV6_) {
+    } else if (l4 && (key.proto == IPPROTO_ICMP || key.proto == IPPROTO_ICMPV6_)) {
         bpf_probe_read_kernel(l4hdr, 2, head + l4);
         key.icmp_type = l4hdr[0];
         key.icmp_code = l4hdr[1];

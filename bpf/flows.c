@@ -104,17 +104,35 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct packet *p, u32
     return 0;
 }
 
-/* Returns 0 and fills `p` for IPv4/IPv6 packets, -1 for anything else (ARP, LLDP...). */
+/* Returns 0 and fills `p` for IPv4/IPv6 packets, -1 for anything else (ARP, LLDP...).
+ * Handles up to two VLAN tags left in the frame, and L3 devices (tun, wireguard) whose packets
+ * start at the IP header. */
 static __always_inline int parse(struct __sk_buff *skb, struct packet *p) {
     struct ethhdr eth;
+    u32 l3 = ETH_HLEN;
     if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
         return -1;
-    __builtin_memcpy(p->dst_mac, eth.h_dest, 6);
-    __builtin_memcpy(p->src_mac, eth.h_source, 6);
-    p->eth_proto = bpf_ntohs(eth.h_proto);
-    if (p->eth_proto == ETH_P_IP) {
+    u16 proto = bpf_ntohs(eth.h_proto);
+    if (skb->protocol != eth.h_proto && proto != ETH_P_8021Q && proto != ETH_P_8021AD) {
+        l3 = 0;  /* no Ethernet header: an L3 device */
+        proto = bpf_ntohs(skb->protocol);
+    } else {
+        __builtin_memcpy(p->dst_mac, eth.h_dest, 6);
+        __builtin_memcpy(p->src_mac, eth.h_source, 6);
+        for (int i = 0; i < 2; i++) {  /* 802.1Q / 802.1ad tags still in the frame */
+            if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
+                break;
+            u8 tag[4];
+            if (bpf_skb_load_bytes(skb, l3, tag, sizeof(tag)) < 0)
+                return -1;
+            proto = ((u16)tag[2] << 8) | tag[3];
+            l3 += 4;
+        }
+    }
+    p->eth_proto = proto;
+    if (proto == ETH_P_IP) {
         struct iphdr ip;
-        if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+        if (bpf_skb_load_bytes(skb, l3, &ip, sizeof(ip)) < 0 || ip.version != 4)
             return -1;
         p->key.src_ip[10] = 0xff; p->key.src_ip[11] = 0xff;
         p->key.dst_ip[10] = 0xff; p->key.dst_ip[11] = 0xff;
@@ -123,29 +141,42 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *p) {
         p->dscp = ip.tos >> 2;
         p->key.proto = ip.protocol;
         if (ip.frag_off & bpf_htons(0x1fff)) {  /* a non-first fragment has no L4 header */
-            p->hdr_len = ETH_HLEN + ip.ihl * 4;
+            p->hdr_len = l3 + ip.ihl * 4;
             return 0;
         }
-        return parse_l4(skb, p, ETH_HLEN + ip.ihl * 4);
+        return parse_l4(skb, p, l3 + ip.ihl * 4);
     }
-    if (p->eth_proto == ETH_P_IPV6) {
+    if (proto == ETH_P_IPV6) {
         struct ipv6hdr ip6;
-        if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
+        if (bpf_skb_load_bytes(skb, l3, &ip6, sizeof(ip6)) < 0 || ip6.version != 6)
             return -1;
         __builtin_memcpy(p->key.src_ip, &ip6.saddr, 16);
         __builtin_memcpy(p->key.dst_ip, &ip6.daddr, 16);
         p->dscp = ((ip6.priority << 4) | (ip6.flow_lbl[0] >> 4)) >> 2;
         u8 next = ip6.nexthdr;
-        u32 off = ETH_HLEN + sizeof(ip6);
-        /* Skip up to 3 extension headers (hop-by-hop, routing, destination options). */
-        for (int i = 0; i < 3; i++) {
-            if (next != 0 && next != 43 && next != 60)
+        u32 off = l3 + sizeof(ip6);
+        /* Walk up to 4 extension headers: hop-by-hop (0), routing (43), destination options (60),
+         * authentication (51, length in 4-byte units) and fragment (44, 8 bytes; a non-first
+         * fragment has no L4 header). */
+        for (int i = 0; i < 4; i++) {
+            if (next != 0 && next != 43 && next != 60 && next != 51 && next != 44)
                 break;
-            u8 ext[2];
+            u8 ext[4];
             if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0)
                 return -1;
+            if (next == 44) {
+                u16 frag = (((u16)ext[2] << 8) | ext[3]) & 0xfff8;
+                next = ext[0];
+                off += 8;
+                if (frag) {
+                    p->key.proto = next;
+                    p->hdr_len = off;
+                    return 0;
+                }
+                continue;
+            }
+            off += next == 51 ? ((u32)ext[1] + 2) * 4 : ((u32)ext[1] + 1) * 8;
             next = ext[0];
-            off += (ext[1] + 1) * 8;
         }
         p->key.proto = next;
         return parse_l4(skb, p, off);
@@ -193,6 +224,19 @@ static __always_inline void observe_iface(struct flow_stats *s, u32 ifindex, u8 
     }
 }
 
+/* The map is full: never lose the packet silently, hand it to user space. */
+static __always_inline void fallback(const struct flow_key *key, const struct flow_stats *stats) {
+    struct flow_event *ev = flow_events.ringbuf_reserve(sizeof(struct flow_event));
+    if (!ev) {
+        count(CNT_RINGBUF_LOST);
+        return;
+    }
+    __builtin_memcpy(&ev->key, key, sizeof(*key));
+    __builtin_memcpy(&ev->stats, stats, sizeof(*stats));
+    flow_events.ringbuf_submit(ev, 0);
+    count(CNT_RINGBUF_FALLBACK);
+}
+
 static __always_inline int track(struct __sk_buff *skb, u8 dir) {
     struct packet p = {};
     if (parse(skb, &p) < 0)
@@ -205,69 +249,58 @@ static __always_inline int track(struct __sk_buff *skb, u8 dir) {
     if (sampling > 1 && bpf_get_prandom_u32() % sampling != 0)
         return TC_ACT_OK;
     u64 now = bpf_ktime_get_ns();
+    /* DNS (UDP) and RTT (TCP) on disjoint branches: the verifier then explores their paths one
+     * after the other instead of every combination of both. */
+    if (p.key.proto == IPPROTO_UDP) {
 #ifdef ENABLE_DNS
-    track_dns(skb, &p, now);
+        track_dns(skb, &p, now);
 #endif
+    } else if (p.key.proto == IPPROTO_TCP) {
 #ifdef ENABLE_RTT
-    track_rtt(skb, &p, now);
+        track_rtt(skb, &p, now);
 #endif
+    }
     /* A GSO/TSO super-packet leaves as gso_segs wire packets, each with its own headers. */
     u32 segs = skb->gso_segs > 1 ? skb->gso_segs : 1;
     u64 bytes = skb->len + (u64)(segs - 1) * p.hdr_len;
 
     struct flow_stats *s = flows.lookup(&p.key);
-    if (s) {
-        if (s->if_first == skb->ifindex) {
-            __sync_fetch_and_add(&s->packets, segs);
-            __sync_fetch_and_add(&s->bytes, bytes);
-        } else {
-            observe_iface(s, skb->ifindex, dir);
+    if (!s) {
+        struct flow_stats n = {};
+        n.first_ns = now;
+        n.last_ns = now;
+        n.bytes = bytes;
+        n.packets = segs;
+        n.flags = p.tcp_flags;
+        n.if_first = skb->ifindex;
+        n.sampling = sampling;
+        n.eth_proto = p.eth_proto;
+        __builtin_memcpy(n.src_mac, p.src_mac, 6);
+        __builtin_memcpy(n.dst_mac, p.dst_mac, 6);
+        n.dir_first = dir;
+        n.dscp = p.dscp;
+        n.n_ifaces = 1;
+        n.ifaces[0] = skb->ifindex;
+        n.dirs[0] = dir;
+        if (flows.insert(&p.key, &n) == 0)
+            return TC_ACT_OK;
+        s = flows.lookup(&p.key);  /* another CPU created it first: update that entry below */
+        if (!s) {
+            fallback(&p.key, &n);
+            return TC_ACT_OK;
         }
-        s->last_ns = now;
-        /* A plain OR: atomic OR needs BPF cpu v3; two CPUs racing on one flow's flags at once is
-         * rare and loses at most a bit that the next packet of the flow sets again. */
-        if (p.tcp_flags)
-            s->flags |= p.tcp_flags;
-        return TC_ACT_OK;
     }
-    struct flow_stats n = {};
-    n.first_ns = now;
-    n.last_ns = now;
-    n.bytes = bytes;
-    n.packets = segs;
-    n.flags = p.tcp_flags;
-    n.if_first = skb->ifindex;
-    n.sampling = sampling;
-    n.eth_proto = p.eth_proto;
-    __builtin_memcpy(n.src_mac, p.src_mac, 6);
-    __builtin_memcpy(n.dst_mac, p.dst_mac, 6);
-    n.dir_first = dir;
-    n.dscp = p.dscp;
-    n.n_ifaces = 1;
-    n.ifaces[0] = skb->ifindex;
-    n.dirs[0] = dir;
-    int err = flows.insert(&p.key, &n);
-    if (err == 0)
-        return TC_ACT_OK;
-    s = flows.lookup(&p.key);
-    if (s) {  /* another CPU created it first */
-        if (s->if_first == skb->ifindex) {
-            __sync_fetch_and_add(&s->packets, segs);
-            __sync_fetch_and_add(&s->bytes, bytes);
-        }
-        s->last_ns = now;
-        return TC_ACT_OK;
+    if (s->if_first == skb->ifindex) {
+        __sync_fetch_and_add(&s->packets, segs);
+        __sync_fetch_and_add(&s->bytes, bytes);
+    } else {
+        observe_iface(s, skb->ifindex, dir);
     }
-    /* The map is full: never lose the packet silently, hand it to user space. */
-    struct flow_event *ev = flow_events.ringbuf_reserve(sizeof(struct flow_event));
-    if (!ev) {
-        count(CNT_RINGBUF_LOST);
-        return TC_ACT_OK;
-    }
-    __builtin_memcpy(&ev->key, &p.key, sizeof(p.key));
-    __builtin_memcpy(&ev->stats, &n, sizeof(n));
-    flow_events.ringbuf_submit(ev, 0);
-    count(CNT_RINGBUF_FALLBACK);
+    s->last_ns = now;
+    /* A plain OR: atomic OR needs BPF cpu v3; two CPUs racing on one flow's flags at once is
+     * rare and loses at most a bit that the next packet of the flow sets again. */
+    if (p.tcp_flags)
+        s->flags |= p.tcp_flags;
     return TC_ACT_OK;
 }
 

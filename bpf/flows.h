@@ -55,7 +55,7 @@ struct dns_record {
     u64 latency_ns;        /* request -> response, 0 on the request flow */
     u16 id;
     u16 flags;             /* DNS header flags; RCODE in the low 4 bits */
-    u8 name[DNS_NAME_LEN]; /* query name, dotted, NUL padded (truncated at 32 bytes) */
+    u8 name[DNS_NAME_LEN]; /* query name in wire format (length-prefixed labels), first 32 bytes */
     u8 pad[4];
 };  /* 48 bytes */
 
@@ -84,14 +84,15 @@ struct filter_rule {
     u8 peer_prefix_len;    /* 0: no peer condition (bits of the v4-mapped address) */
     u8 prefix_len;         /* the rule's own CIDR length, to pick the longest of the src/dst matches */
     u8 pad;
-    u16 tcp_flags;         /* 0 any, else all these flag bits must be set */
-    u16 pad2;
+    u16 tcp_flags;         /* 0 any, else the packet's flags must be exactly these */
+    u16 src_port_alt;      /* second port of a "80,443" pair (0: none) */
     u16 src_port_lo, src_port_hi;  /* 0,0 any */
     u16 dst_port_lo, dst_port_hi;
     u16 any_port_lo, any_port_hi;  /* either port in range */
     u32 sampling;          /* 0: the global rate */
     u8 peer_ip[16];
-    u32 pad3;
+    u16 dst_port_alt;
+    u16 any_port_alt;
 };  /* 48 bytes */
 
 /* Indexes of the per-CPU global_counters array, named in agent/metrics.py. */

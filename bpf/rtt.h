@@ -11,10 +11,14 @@
 /* The one outstanding timestamp sample of a flow: its TSval and when the packet carrying it was seen.
  * One pending sample per flow (not one per packet) keeps the cost at two hash lookups a packet. */
 struct rtt_pending {
-    u32 tsval;             /* 0: none outstanding */
-    u32 pad;
+    u32 tsval;             /* the outstanding TSval (valid when `valid`) */
+    u32 last_echoed;       /* newest TSval echoed or given up on: only later ones start samples */
     u64 seen_ns;
+    u8 valid;
+    u8 pad[7];
 };
+
+#define RTT_PENDING_MAX_NS 2000000000ULL  /* a TSval not echoed in 2 s (lost packet): start over */
 
 BPF_TABLE("lru_hash", struct flow_key, u64, syn_seen, 16384);
 BPF_TABLE("lru_hash", struct flow_key, struct rtt_pending, rtt_pending, CACHE_MAX_FLOWS);
@@ -50,7 +54,9 @@ static __always_inline int read_ts(struct __sk_buff *skb, u32 off, u32 opt_len, 
         }
         u8 len = opts[(i + 1) & 63];
         if (kind == 8 && len == 10) {
-            u32 b = (i + 2) & 31;
+            u32 b = i + 2;
+            if (b > 32)
+                return 0;
             *tsval = ((u32)opts[b] << 24) | ((u32)opts[b + 1] << 16) | ((u32)opts[b + 2] << 8) | opts[b + 3];
             *tsecr = ((u32)opts[b + 4] << 24) | ((u32)opts[b + 5] << 16) | ((u32)opts[b + 6] << 8)
                      | opts[b + 7];
@@ -86,9 +92,16 @@ static __always_inline void track_rtt(struct __sk_buff *skb, struct packet *p, u
     }
     if (tsecr) {  /* does this packet echo the reverse flow's outstanding TSval? */
         struct rtt_pending *pend = rtt_pending.lookup(&rev);
-        if (pend && pend->tsval && pend->tsval == tsecr) {
-            rtt_sample(&rev, now - pend->seen_ns);
-            pend->tsval = 0;
+        if (pend && pend->valid) {
+            if (pend->tsval == tsecr) {
+                rtt_sample(&rev, now - pend->seen_ns);
+                pend->valid = 0;
+                pend->last_echoed = tsecr;
+            } else if ((s32)(tsecr - pend->tsval) > 0) {
+                /* a later TSval is echoed (ours was lost or coalesced): no sample from it */
+                pend->valid = 0;
+                pend->last_echoed = tsecr;
+            }
         }
     }
     /* Only packets that elicit an acknowledgement start a sample: a pure ACK is echoed whenever the
@@ -97,12 +110,17 @@ static __always_inline void track_rtt(struct __sk_buff *skb, struct packet *p, u
         return;
     struct rtt_pending *mine = rtt_pending.lookup(&p->key);
     if (mine) {
-        if (!mine->tsval) {
+        if (mine->valid && now - mine->seen_ns < RTT_PENDING_MAX_NS)
+            return;  /* one outstanding sample per flow */
+        /* TSval ticks every 1 ms or so: a packet of the tick already echoed would match a stale echo
+         * and give a near-zero sample, so only a TSval after the last echoed one starts a sample. */
+        if (mine->valid || (s32)(tsval - mine->last_echoed) > 0) {
             mine->tsval = tsval;
             mine->seen_ns = now;
+            mine->valid = 1;
         }
         return;
     }
-    struct rtt_pending fresh = {.tsval = tsval, .seen_ns = now};
+    struct rtt_pending fresh = {.tsval = tsval, .seen_ns = now, .valid = 1};
     rtt_pending.update(&p->key, &fresh);
 }

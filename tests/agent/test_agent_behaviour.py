@@ -49,11 +49,21 @@ def test_sampling_is_per_packet_within_statistical_bounds(lab: Lab, start_agent:
     assert set(pc.unique(table.column("Sampling")).to_pylist()) == {10}
 
 
-def test_filter_rules_accept_reject_ports_and_rule_sampling(lab: Lab, start_agent: Any) -> None:
+@pytest.mark.parametrize(("rules", "accepted"), [
+    pytest.param([{"ip_cidr": "10.77.0.2/32", "action": "Accept", "protocol": "UDP",
+                   "destination_port": "7100-7109"}], [7100, 7105], id="range"),
+    pytest.param([{"ip_cidr": "10.77.0.2/32", "action": "Accept", "protocol": "UDP",
+                   "destination_port": "7100,7110"}], [7100, 7110], id="pair-is-two-ports"),
+    # The source's rule is evaluated first; when its conditions fail, the destination's rule is.
+    pytest.param([{"ip_cidr": "10.77.0.1/32", "action": "Reject", "protocol": "UDP", "destination_port": "7105"},
+                  {"ip_cidr": "10.77.0.2/32", "action": "Accept"}], [7100, 7110], id="source-first-then-dest"),
+    pytest.param([{"ip_cidr": "10.77.0.2/32", "action": "Accept", "peer_cidr": "10.77.0.0/30",
+                   "destination_port": "7110"}], [7110], id="peer-cidr"),
+    pytest.param([{"ip_cidr": "10.77.0.2/32", "action": "Accept", "peer_cidr": "10.77.0.8/30"}], [],
+                 id="peer-cidr-other"),
+])
+def test_filter_rules(lab: Lab, start_agent: Any, rules: list[dict[str, Any]], accepted: list[int]) -> None:
     a, b = lab.pair()
-    rules = [{"ip_cidr": f"{b.ip}/32", "action": "Accept", "protocol": "UDP", "destination_port": "7100-7109"},
-             {"ip_cidr": "10.77.0.0/24", "action": "Reject"},
-             {"ip_cidr": "0.0.0.0/0", "action": "Accept", "sample": 1}]
     agent, captured = start_agent(a, filter_rules=json.dumps(rules))
     sinks = [udp_sink(b, p) for p in (7100, 7105, 7110)]
     for port in (7100, 7105, 7110):
@@ -62,12 +72,9 @@ def test_filter_rules_accept_reject_ports_and_rule_sampling(lab: Lab, start_agen
         received(s, 3)
     table = flush(agent, captured)
     ports = sorted(r["DstPort"] for r in rows(table, SrcAddr=a.ip, DstAddr=b.ip, Proto=17))
-    # 7100 and 7105 match the /32 rule; 7110 falls to the /32 rule too (longest prefix) and fails its
-    # port condition, so it is not counted; replies from b match 10.77.0.0/24 Reject.
-    assert ports == [7100, 7105]
-    assert rows(table, SrcAddr=b.ip) == []
+    assert ports == accepted
     counters = agent.kernel_counters()
-    assert counters["filter_reject"] >= 3 and counters["filter_accept"] >= 6
+    assert counters["filter_accept"] >= 3 * len(accepted) and counters["filter_reject"] >= 3 * (3 - len(accepted))
 
 
 def test_interfaces_added_and_removed_while_running(lab: Lab, start_agent: Any) -> None:
@@ -153,8 +160,7 @@ def test_filter_rule_tcp_flags(lab: Lab, start_agent: Any) -> None:
     client.sendall(b"x" * 1000)
     client.close()
     server.close()
-    table = flush_until(agent, captured, lambda t: len(rows(t, Proto=6)) == 2)
+    table = flush_until(agent, captured, lambda t: len(rows(t, Proto=6)) >= 1)
     tcp = rows(table, Proto=6)
-    # Only packets carrying SYN pass: the SYN and the SYN-ACK, nothing after them.
-    assert sorted((f["SrcAddr"], f["Packets"]) for f in tcp) == sorted([(a.ip, 1), (b.ip, 1)])
-    assert all(f["Flags"] & 2 for f in tcp)
+    # Flags must be exactly SYN: only the client's SYN passes (not the SYN-ACK, nothing after).
+    assert [(f["SrcAddr"], f["Packets"], f["Flags"]) for f in tcp] == [(a.ip, 1, 2)]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.agent.conftest import flush_until
+from tests.agent.conftest import flush, flush_until
 from tests.agent.netns import Lab
 from tests.agent.test_capture import rows, udp_send
 
@@ -147,3 +147,51 @@ def test_drops_no_socket_and_netfilter(lab: Lab, start_agent: Any) -> None:
     tcp = rows(table, SrcAddr=a.ip, DstAddr=b.ip, DstPort=5555)[0]
     assert tcp["PktDropPackets"] >= 1 and tcp["PktDropLatestDropCause"] == "SKB_DROP_REASON_NETFILTER_DROP"
     assert tcp["PktDropLatestFlags"] & 2  # SYN
+
+
+def test_dns_through_a_router_is_matched_once(lab: Lab, start_agent: Any, dnsmasq: Any) -> None:
+    """Query and response each cross both router interfaces: still one latency, no unmatched response."""
+    a, r, b = lab.routed()
+    dnsmasq(b)
+    agent, captured = start_agent(r, features=("DNSTracking",))
+    with a.enter():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    answer = b""
+    for _ in range(20):
+        s.sendto(dns_query("api.shop.test", 0x0777), (b.ip, 53))
+        try:
+            answer = s.recv(512)
+            break
+        except TimeoutError:
+            continue
+    sport = s.getsockname()[1]
+    s.close()
+    assert answer
+    table = flush_until(agent, captured, lambda t: bool(rows(t, SrcAddr=b.ip, DstPort=sport)))
+    response = rows(table, SrcAddr=b.ip, DstAddr=a.ip, SrcPort=53, DstPort=sport)[0]
+    assert response["DnsId"] == 0x0777 and response["DnsName"] == "api.shop.test"
+    assert response["Interfaces"] == [r.extra[0], r.dev]
+    assert agent.kernel_counters()["dns_no_request"] == 0
+
+
+def test_vlan_tagged_frames_are_parsed(lab: Lab, start_agent: Any) -> None:
+    """This kernel has no 802.1Q support, so tagged frames are written raw onto the wire."""
+    a, _b = lab.pair()
+    agent, captured = start_agent(a)
+    payload = b"v" * 20
+    udp = struct.pack("!HHHH", 40000, 7700, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                     socket.inet_aton("10.75.0.1"), socket.inet_aton("10.75.0.2"))
+    frame = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + struct.pack("!HHH", 0x8100, 10, 0x0800) + ip + udp
+    with a.enter():
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    raw.bind((a.dev, 0))
+    for _ in range(3):
+        raw.send(frame)
+    raw.close()
+    table = flush(agent, captured)
+    [flow] = rows(table, SrcAddr="10.75.0.1", DstAddr="10.75.0.2", Proto=17)
+    assert (flow["SrcPort"], flow["DstPort"], flow["Packets"]) == (40000, 7700, 3)
+    assert flow["Bytes"] == 3 * len(frame)  # the 802.1Q tag is L2 and counted
+    assert flow["Etype"] == 0x0800
