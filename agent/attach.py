@@ -45,7 +45,8 @@ class Attacher:
         try:
             for parent, fd, label in ((CLSACT_INGRESS, self.ingress_fd, "ingress"),
                                       (CLSACT_EGRESS, self.egress_fd, "egress")):
-                self._ipr.tc("add-filter", "bpf", ifindex, ":1", fd=fd, name=f"flowlake_{label}",
+                # replace, not add: filters left by an agent that crashed are taken over, not an error
+                self._ipr.tc("replace-filter", "bpf", ifindex, ":1", fd=fd, name=f"flowlake_{label}",
                              parent=parent, prio=FILTER_PRIO, classid=1, direct_action=True)
         except Exception:
             self._remove(Attached(ifindex, name, created))

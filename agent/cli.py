@@ -81,15 +81,21 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: agent.stop())
-    agent.start()
-    if args.metrics_address:
-        from prometheus_client import start_http_server
+    try:  # everything after the first attach is inside: a failed start still detaches
+        agent.start()
+        if args.metrics_address:
+            from prometheus_client import start_http_server
 
-        from flowlake.agent import metrics
+            from flowlake.agent import metrics
 
-        host, _, port = args.metrics_address.rpartition(":")
-        start_http_server(int(port), addr=host or "0.0.0.0", registry=metrics.REGISTRY)
-    try:
+            host, _, port = args.metrics_address.rpartition(":")
+            try:
+                start_http_server(int(port), addr=host or "0.0.0.0", registry=metrics.REGISTRY)
+            except OSError as exc:
+                from flowlake.engine.errors import ConfigError
+
+                raise ConfigError(f"cannot serve /metrics on {args.metrics_address} ({exc}); choose another "
+                                  "--metrics-address, or '' to disable it") from exc
         agent.run()
     finally:
         agent.close()

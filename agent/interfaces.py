@@ -58,13 +58,14 @@ def parse_link_messages(data: bytes) -> list[tuple[int, int, str]]:
             break
         if mtype in (RTM_NEWLINK, RTM_DELLINK) and pos + 32 <= len(data):
             (ifindex,) = struct.unpack_from("=i", data, pos + 20)
-            attr, end = pos + 32, pos + length
+            attr, end = pos + 32, min(pos + length, len(data))  # a truncated message stops at the data
             while attr + 4 <= end:
                 alen, atype = struct.unpack_from("=HH", data, attr)
                 if alen < 4:
                     break
                 if atype == IFLA_IFNAME:
-                    out.append((mtype, ifindex, data[attr + 4:attr + alen].split(b"\0", 1)[0].decode()))
+                    name = data[attr + 4:min(attr + alen, end)].split(b"\0", 1)[0]
+                    out.append((mtype, ifindex, name.decode("utf-8", "replace")))
                     break
                 attr += (alen + 3) & ~3
         pos += (length + 3) & ~3
@@ -78,7 +79,9 @@ class Watcher:
     (the one the agent watches), read with a timeout so `stop()` is prompt.
     """
 
-    def __init__(self, on_new: Callable[[int, str], None], on_del: Callable[[int, str], None]) -> None:
+    def __init__(self, on_new: Callable[[int, str], None], on_del: Callable[[int, str], None],
+                 resync: Callable[[], None] | None = None) -> None:
+        self._resync = resync
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self._sock.bind((0, RTMGRP_LINK))
         self._sock.settimeout(0.2)
@@ -95,9 +98,15 @@ class Watcher:
                 data = self._sock.recv(1 << 16)
             except TimeoutError:
                 continue
-            except OSError as exc:  # ENOBUFS after a burst: events were lost, keep listening
-                if not self._stop.is_set():
-                    log.warning("agent: netlink watch error: %s", exc)
+            except OSError as exc:  # ENOBUFS after a burst: events were lost; list the links again
+                if self._stop.is_set():
+                    return
+                log.warning("agent: netlink watch error (%s); re-reading the interface list", exc)
+                if self._resync is not None:
+                    try:
+                        self._resync()
+                    except Exception:
+                        log.exception("agent: re-reading the interface list failed")
                 continue
             for mtype, ifindex, name in parse_link_messages(data):
                 try:

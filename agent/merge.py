@@ -68,23 +68,23 @@ def missing_keys(main: np.ndarray, *others: np.ndarray) -> np.ndarray:
     return only
 
 
-def fold_events(keys: np.ndarray, stats: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Add ring-buffer events (one packet each, map was full) into the drained flows, by key."""
-    if len(events) == 0:
-        return keys, stats
-    all_keys = np.concatenate([keys, events["key"]])
-    all_stats = np.concatenate([stats, events["stats"]])
-    uniq, first, inverse = np.unique(key_bytes(all_keys), return_index=True, return_inverse=True)
-    out = all_stats[first].copy()
+def fold_events(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ring-buffer events (one packet each, sent while the map was full) folded into one row per flow.
+
+    The first-seen-interface rule of the kernel holds here too: only the packets of the interface a
+    flow was first seen on count; its other interfaces do not add bytes or packets again.
+    """
+    # In time order, the first event of each key (np.unique's return_index) is where it was first seen.
+    events = events[np.argsort(events["stats"]["first_ns"], kind="stable")]
+    uniq, first, inverse = np.unique(key_bytes(events["key"]), return_index=True, return_inverse=True)
+    stats = events["stats"]
+    counted = stats["if_first"] == stats["if_first"][first][inverse]
+    out = stats[first].copy()
     bytes_, packets = np.zeros(len(uniq), np.uint64), np.zeros(len(uniq), np.uint64)
-    np.add.at(bytes_, inverse, all_stats["bytes"])
-    np.add.at(packets, inverse, all_stats["packets"])
-    first_ns = np.full(len(uniq), np.iinfo(np.uint64).max, np.uint64)
-    last_ns = np.zeros(len(uniq), np.uint64)
-    flags = np.zeros(len(uniq), np.uint32)
-    np.minimum.at(first_ns, inverse, all_stats["first_ns"])
-    np.maximum.at(last_ns, inverse, all_stats["last_ns"])
-    np.bitwise_or.at(flags, inverse, all_stats["flags"])
-    out["bytes"], out["packets"] = bytes_, packets.astype(np.uint32)
-    out["first_ns"], out["last_ns"], out["flags"] = first_ns, last_ns, flags
-    return all_keys[first], out
+    np.add.at(bytes_, inverse[counted], stats["bytes"][counted])
+    np.add.at(packets, inverse[counted], stats["packets"][counted])
+    last_ns, flags = np.zeros(len(uniq), np.uint64), np.zeros(len(uniq), np.uint32)
+    np.maximum.at(last_ns, inverse, stats["last_ns"])
+    np.bitwise_or.at(flags, inverse, stats["flags"])
+    out["bytes"], out["packets"], out["last_ns"], out["flags"] = bytes_, packets.astype(np.uint32), last_ns, flags
+    return events["key"][first], out

@@ -26,6 +26,7 @@ TABLE: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
      "flows not exported (reason: backpressure = queue full, export = send failed)"),
     ("flowlake_agent_map_fill_ratio", "gauge", (), "flow map entries at the last drain / cache-max-flows"),
     ("flowlake_agent_drain_seconds", "histogram", (), "time to drain the maps and build the batch"),
+    ("flowlake_agent_drain_errors_total", "counter", (), "drains that failed (the agent keeps running)"),
     ("flowlake_agent_attached_interfaces", "gauge", (), "interfaces with the TC programs attached"),
     ("flowlake_agent_attach_errors_total", "counter", ("interface",), "interfaces the agent failed to attach"),
     ("flowlake_agent_interface_events_total", "counter", ("event",), "links added / removed while running"),
@@ -53,6 +54,7 @@ EXPORTED_FLOWS: Counter = _M["flowlake_agent_exported_flows_total"]  # type: ign
 DROPPED_FLOWS: Counter = _M["flowlake_agent_dropped_flows_total"]  # type: ignore[assignment]
 MAP_FILL: Gauge = _M["flowlake_agent_map_fill_ratio"]  # type: ignore[assignment]
 DRAIN_SECONDS: Histogram = _M["flowlake_agent_drain_seconds"]  # type: ignore[assignment]
+DRAIN_ERRORS: Counter = _M["flowlake_agent_drain_errors_total"]  # type: ignore[assignment]
 ATTACHED: Gauge = _M["flowlake_agent_attached_interfaces"]  # type: ignore[assignment]
 ATTACH_ERRORS: Counter = _M["flowlake_agent_attach_errors_total"]  # type: ignore[assignment]
 IFACE_EVENTS: Counter = _M["flowlake_agent_interface_events_total"]  # type: ignore[assignment]

@@ -86,6 +86,12 @@ class Agent:
             dns_port=cfg.dns_port, rtt="FlowRTT" in cfg.features, drops="PacketDrop" in cfg.features,
             filters=bool(self.rules), offsets=offsets)
         self._events: list[bytes] = []
+        self._events_lock = threading.Lock()
+        self._attach_lock = threading.Lock()  # the link watcher and the initial enumeration race
+        self.watcher: interfaces.Watcher | None = None
+        self.attacher: attach.Attacher | None = None
+        self._export_thread: threading.Thread | None = None
+        self._ring_thread: threading.Thread | None = None
         # ifindex -> name, kept from link events: names are resolved in the agent's own network
         # namespace, whatever thread (or namespace) later calls drain().
         self._names: dict[int, str] = {}
@@ -97,6 +103,7 @@ class Agent:
         # kernels release the GIL); two workers match the two cores this is sized for.
         self._convert = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowlake-conv")
         self.bpf: Any = None
+        self._collector: metrics.KernelCollector | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -113,6 +120,8 @@ class Agent:
             for e in self.rules:
                 table[table.Key.from_buffer_copy(e.key)] = table.Leaf.from_buffer_copy(e.rule)
         self.bpf[b"flow_events"].open_ring_buffer(self._on_event)
+        self._ring_thread = threading.Thread(target=self._poll_ring, name="flowlake-ringbuf", daemon=True)
+        self._ring_thread.start()
         max_flows = self.cfg.cache_max_flows
         self._drainers = {"flows": self._drainer(b"flows", records.KEY, records.STATS, max_flows)}
         if self.program.dns:
@@ -122,7 +131,7 @@ class Agent:
         if self.program.drops:
             self._drainers["drops"] = self._drainer(b"drop_flows", records.KEY, records.DROP, max_flows)
         self.attacher = attach.Attacher(fn_in.fd, fn_out.fd)
-        self.watcher = interfaces.Watcher(self._link_added, self._link_removed)
+        self.watcher = interfaces.Watcher(self._link_added, self._link_removed, self._resync_links)
         self.watcher.start()
         for ifindex, name in interfaces.current_links():
             self._link_added(ifindex, name)
@@ -130,8 +139,9 @@ class Agent:
         self._export_thread = threading.Thread(target=self._export_loop, name="flowlake-export", daemon=True)
         self._export_thread.start()
         metrics.SAMPLING.set(self.cfg.sampling)
-        self._collector = metrics.KernelCollector(self.kernel_counters, self.prog_stats)
-        metrics.REGISTRY.register(self._collector)
+        collector = metrics.KernelCollector(self.kernel_counters, self.prog_stats)
+        metrics.REGISTRY.register(collector)
+        self._collector = collector
         log.info("agent: capturing on %d interface(s) as %s, sampling 1:%d, features %s, sending to %s",
                  len(self.attacher.attached), self.agent_ip, self.cfg.sampling,
                  ", ".join(self.cfg.features) or "none", self.cfg.target)
@@ -142,48 +152,91 @@ class Agent:
     def run(self) -> None:
         """Drain and export every cache-active-timeout until `stop()`."""
         while not self._stop.wait(self.cfg.cache_active_timeout):
-            self.drain_and_enqueue()
+            try:
+                self.drain_and_enqueue()
+            except Exception:  # keep capturing: the next drain may well succeed
+                metrics.DRAIN_ERRORS.inc()
+                log.exception("agent: drain failed; retrying at the next interval")
 
     def stop(self) -> None:
         self._stop.set()
 
     def close(self) -> None:
-        """Final drain, flush the exporter, detach everything the agent attached."""
+        """Final drain, flush the exporter, detach everything the agent attached.
+
+        Safe after a partial start: whatever was set up is taken down.
+        """
         self._stop.set()
-        self.watcher.stop()
-        self.attacher.detach_all()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.attacher is not None:
+            self.attacher.detach_all()
         metrics.ATTACHED.set(0)
-        self.drain_and_enqueue()
-        self._queue.put(None)
-        self._export_thread.join(timeout=30)
-        self.exporter.close()
-        metrics.REGISTRY.unregister(self._collector)
+        if self.bpf is not None and hasattr(self, "_drainers"):
+            try:
+                self.drain_and_enqueue()
+            except Exception:
+                log.exception("agent: the final drain failed")
+        if self._ring_thread is not None:
+            self._ring_thread.join(timeout=2)
+        if self._export_thread is not None:
+            while True:  # the end marker must get in even when the queue is full
+                try:
+                    self._queue.put(None, timeout=1)
+                    break
+                except queue.Full:
+                    continue
+            self._export_thread.join(timeout=30)
+            self.exporter.close()
+        if self._collector is not None:
+            metrics.REGISTRY.unregister(self._collector)
         self._convert.shutdown()
-        self.bpf.cleanup()
+        if self.bpf is not None:
+            self.bpf.cleanup()
         log.info("agent: stopped; filters and qdiscs removed")
 
     # -- interfaces ------------------------------------------------------------------------------
     def _link_added(self, ifindex: int, name: str) -> None:
-        self._names[ifindex] = name
-        if ifindex in self.attacher.attached or not self.selector.wants(name):
-            return
-        try:
-            self.attacher.attach(ifindex, name)
-            metrics.IFACE_EVENTS.labels(event="added").inc()
-        except Exception as exc:  # a bad interface is logged and counted, never fatal
-            metrics.ATTACH_ERRORS.labels(interface=name).inc()
-            log.warning("agent: cannot attach to %s: %s", name, exc)
-        metrics.ATTACHED.set(len(self.attacher.attached))
+        assert self.attacher is not None
+        with self._attach_lock:
+            self._names[ifindex] = name
+            if ifindex in self.attacher.attached or not self.selector.wants(name):
+                return
+            try:
+                self.attacher.attach(ifindex, name)
+                metrics.IFACE_EVENTS.labels(event="added").inc()
+            except Exception as exc:  # a bad interface is logged and counted, never fatal
+                metrics.ATTACH_ERRORS.labels(interface=name).inc()
+                log.warning("agent: cannot attach to %s: %s", name, exc)
+            metrics.ATTACHED.set(len(self.attacher.attached))
+
+    def _resync_links(self) -> None:
+        """After lost netlink events (ENOBUFS): attach what appeared, forget what vanished."""
+        assert self.attacher is not None
+        links = dict(interfaces.current_links())
+        for ifindex in [i for i in self.attacher.attached if i not in links]:
+            self._link_removed(ifindex, self.attacher.attached[ifindex].name)
+        for ifindex, name in links.items():
+            self._link_added(ifindex, name)
 
     def _link_removed(self, ifindex: int, name: str) -> None:
-        if ifindex in self.attacher.attached:
-            self.attacher.forget(ifindex)
-            metrics.IFACE_EVENTS.labels(event="removed").inc()
-            metrics.ATTACHED.set(len(self.attacher.attached))
+        assert self.attacher is not None
+        with self._attach_lock:
+            if ifindex in self.attacher.attached:
+                self.attacher.forget(ifindex)
+                metrics.IFACE_EVENTS.labels(event="removed").inc()
+                metrics.ATTACHED.set(len(self.attacher.attached))
 
     # -- draining --------------------------------------------------------------------------------
     def _on_event(self, _ctx: Any, data: Any, size: int) -> None:
-        self._events.append(ct.string_at(data, size))  # map-full fallback only: kept as raw bytes
+        # Map-full fallback only: one callback per packet is bcc's ring-buffer API; kept as raw bytes.
+        with self._events_lock:
+            self._events.append(ct.string_at(data, size))
+
+    def _poll_ring(self) -> None:
+        """Read the fallback ring buffer continuously, so a burst never waits for the next drain."""
+        while not self._stop.is_set():
+            self.bpf.ring_buffer_poll(100)
 
     def drain(self) -> list[pa.RecordBatch]:
         """Empty every map into RecordBatches of the flow schema (none when nothing was seen).
@@ -193,18 +246,21 @@ class Agent:
         """
         with self._lock, metrics.DRAIN_SECONDS.time():
             mono_to_wall = time.time_ns() - time.monotonic_ns()
-            self.bpf.ring_buffer_consume()
-            events = np.frombuffer(b"".join(self._events), records.EVENT) if self._events else \
-                np.zeros(0, records.EVENT)
-            self._events = []
+            with self._events_lock:
+                raw, self._events = self._events, []
+            events = np.frombuffer(b"".join(raw), records.EVENT) if raw else np.zeros(0, records.EVENT)
             feats = {name: d.drain() for name, d in self._drainers.items() if name != "flows"}
             index = {name: merge.Index(*kv) for name, kv in feats.items()}
             chunks: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue(maxsize=2)
+
+            failure: list[BaseException] = []
 
             def produce() -> None:
                 try:
                     for chunk in self._drainers["flows"].chunks(DRAIN_CHUNK):
                         chunks.put(chunk)
+                except BaseException as exc:  # handed to the draining thread, raised there
+                    failure.append(exc)
                 finally:
                     chunks.put(None)
 
@@ -217,13 +273,16 @@ class Agent:
                 futures.append(self._convert.submit(self._batch, keys, stats, index, mono_to_wall))
             reader.join()
             batches = [f.result() for f in futures]
+            if failure:
+                raise failure[0]
             in_map = sum(len(k) for k in seen)
             metrics.EVICTIONS.inc()
             metrics.MAP_FILL.set(in_map / self.cfg.cache_max_flows)
             metrics.EVICTED_FLOWS.labels(source="map").inc(in_map)
             metrics.EVICTED_FLOWS.labels(source="ringbuf").inc(len(events))
-            if len(events):  # flows that did not fit the full map: never in it, so never twice
-                ekeys, estats = merge.fold_events(events["key"][:0], events["stats"][:0], events)
+            if len(events):  # flows that did not fit the full map (a flow whose entry was created once
+                # the drain freed room may also have a map row: two rows whose sums stay right)
+                ekeys, estats = merge.fold_events(events)
                 seen.append(ekeys)
                 batches.append(self._batch(ekeys, estats, index, mono_to_wall))
             all_seen = np.concatenate(seen) if seen else np.zeros(0, records.KEY)
