@@ -8,19 +8,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 APT_PKGS := python3-bpfcc python3-venv python3-dev linux-headers-$(ARCH) bpftool iproute2 ca-certificates \
-  prometheus dnsmasq-base iperf3 nftables ethtool
+  prometheus dnsmasq-base iperf3 nftables ethtool openssl openjdk-17-jre-headless maven
 KREL := $(shell uname -r)
 PYTEST_ARGS ?=
 # The repo root holds a folder named operator/; never let `python -m` put the root on sys.path,
 # or the standard library's `operator` module is shadowed.
 export PYTHONSAFEPATH := 1
 
-.PHONY: up test install lint unit bench docs clean-venv
+.PHONY: up test install lint unit bench docs clean-venv test-servers victorialogs k8s-apiserver kafka-broker
 
 up: install
 	$(VENV)/bin/flowlake up
 
-test: install lint
+test: install lint test-servers
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
 
@@ -64,6 +64,25 @@ $(VENV)/.installed: pyproject.toml $(VENV)/bin/pip
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[all]'
 	touch $@
+
+# Real servers the tests start on loopback, built or fetched once into $${FLOWLAKE_CACHE:-/var/cache/flowlake}
+# from package registries (the first run takes minutes, later runs return at once).
+test-servers: victorialogs k8s-apiserver kafka-broker
+
+# kube-apiserver + etcd for tests/k8s, built from the Go module proxy (~7 min, 3.6 GB of Go caches while
+# building, 138 MB kept).
+k8s-apiserver:
+	bash tests/k8s/build.sh
+
+# VictoriaLogs, the Loki-protocol receiver the Loki sink tests push to: built once from the Go module proxy
+# into $${FLOWLAKE_CACHE:-/var/cache/flowlake}/victorialogs/VERSION/ (~1 min); later runs return at once.
+victorialogs:
+	bash tests/sinks/build_victorialogs.sh >/dev/null
+
+# Apache Kafka's broker jars for tests/kafka/ and benchmarks/bench_kafka.py, fetched with Maven from Maven
+# Central into $${FLOWLAKE_CACHE:-/var/cache/flowlake}/kafka/VERSION/libs (~15 s, 43 MB); later runs return at once.
+kafka-broker:
+	bash tests/kafka/build_kafka.sh >/dev/null
 
 bench: install
 	$(PY) -m pytest benchmarks --benchmark-enable -p no:cacheprovider

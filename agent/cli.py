@@ -37,7 +37,8 @@ def add_parser(sub: Any) -> None:
                        "and send Arrow record batches of the flow schema to a processor.", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", default=_env("target", "grpc://127.0.0.1:2055"),
-                   help="grpc://HOST:PORT (Flight), grpc+tls://..., or file:///DIR (Arrow IPC files)")
+                   help="grpc://HOST:PORT (Flight), grpc+tls://..., kafka://BROKER:9092/TOPIC (docs/kafka.md), "
+                   "or file:///DIR (Arrow IPC files)")
     p.add_argument("--interfaces", default=_env("interfaces", ""),
                    help="comma-separated names or /regex/ to watch (default: all)")
     p.add_argument("--exclude-interfaces", default=_env("exclude-interfaces", "lo"),

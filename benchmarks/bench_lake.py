@@ -6,6 +6,7 @@ to docs/performance.md. In CI it runs once with timing disabled and still checks
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import polars as pl
 
 from flowlake.engine.sinks.lake import LakeSink
 from flowlake.engine.stages.enrich import EnrichStage
-from flowlake.engine.store import lake
+from flowlake.engine.store import lake, maintenance
 from flowlake.engine.synth import SynthFlows
 
 
@@ -55,4 +56,25 @@ def test_lake_write_1m(benchmark: Any, flows_1m: SynthFlows, tmp_path: Path) -> 
     benchmark.extra_info["bytes_per_flow"] = round(per_flow, 2)
     print(f"\nlake: {frame.height} flows, {size} bytes on disk, {per_flow:.2f} bytes/flow")
     assert lake.scan(str(root)).select(pl.len()).collect().item() == frame.height
-    assert per_flow < 60  # zstd + dictionary + sorted: far below JSON lines (~600 bytes/flow)
+    assert per_flow <= 20  # zstd + dictionary + sorted by 5-minute bucket and endpoints (~12; JSON lines ~600)
+
+
+def test_lake_small_files_then_compact(benchmark: Any, flows_1m: SynthFlows, tmp_path: Path) -> None:
+    """1M flows published 20k at a time (the processor's periodic flushes), then one file per hour."""
+    frame = enriched(flows_1m).sort("TimeFlowEndMs")
+    root = tmp_path / "lake"
+    sink = LakeSink(str(root), flush_rows=10**9)
+    for part in frame.iter_slices(20_000):
+        sink.write(part)
+        sink.flush()
+    small = sum(p.stat().st_size for p in root.rglob("*.parquet")) / frame.height
+    now = int(time.time() * 1000)
+    stats = benchmark.pedantic(maintenance.compact, args=(str(root),), kwargs={"now_ms": now, "grace_seconds": 0},
+                               rounds=1, iterations=1)
+    maintenance.compact(str(root), grace_seconds=0)  # now: deletes the replaced files
+    files = list(root.rglob("*.parquet"))
+    compacted = sum(p.stat().st_size for p in files) / frame.height
+    print(f"\nlake: {stats.files_merged} small files {small:.2f} bytes/flow -> {len(files)} files "
+          f"{compacted:.2f} bytes/flow")
+    assert len(files) == 4 and compacted <= small
+    assert lake.scan(str(root)).select(pl.len()).collect().item() == frame.height

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "processor": "flowlake.engine.processor_cli",
     "api": "flowlake.api.cli",
     "synth": "flowlake.engine.synth.cli",
+    "lake": "flowlake.engine.store.cli",
     "docs": "flowlake.engine.docs",
 }
 

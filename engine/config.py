@@ -31,6 +31,67 @@ class LakeConfig(_Strict):
     compression_level: int = Field(3, ge=1, le=22, description="codec level (zstd 1-22, gzip 1-9, "
                                    "brotli 1-11; ignored by snappy, lz4 and none)")
     row_group_rows: int = Field(256_000, gt=0, description="rows per Parquet row group")
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options of the URL's "
+                                            "filesystem, e.g. for s3:// {endpoint_url, key, secret, region_name} "
+                                            "(default: the AWS_* environment variables); needs flowlake[s3]")
+    max_buffer_rows: int = Field(5_000_000, gt=0, description="rows held while the destination fails; beyond, "
+                                 "ingest waits (backpressure, flowlake_sink_blocked_writers): the lake never drops")
+    retention_days: float = Field(0.0, ge=0, description="delete hour partitions older than this (`flowlake "
+                                  "lake expire`, and the sink when maintenance_seconds is set); 0 = keep all")
+    maintenance_seconds: float = Field(0.0, ge=0, description="run compaction (one file per closed hour) and "
+                                       "retention in the processor this often; 0 = never (use `flowlake lake "
+                                       "compact|expire` from cron)")
+
+
+class LokiConfig(_Strict):
+    """The Loki sink (`sinks: [loki]`): flows pushed as log lines, as NetObserv's FLP Loki writer."""
+
+    url: str = Field("http://loki:3100/loki/api/v1/push", description="push endpoint (Loki's "
+                     "/loki/api/v1/push, VictoriaLogs' /insert/loki/api/v1/push, ...); query arguments are kept")
+    tenant_id: str = Field("", description="X-Scope-OrgID header (multi-tenant Loki); empty = none")
+    format: Literal["protobuf", "json"] = Field("protobuf", description="wire format: protobuf = logproto "
+                                                "PushRequest, snappy block compressed (Loki's native); json")
+    labels: list[str] = Field(default_factory=lambda: list(_loki_default_labels()), description="flow fields "
+                              "that become stream labels (default: the reference's eight); every other field "
+                              "goes into the JSON line")
+    extra_labels: list[str] = Field(default_factory=list, description="more label fields on top of `labels`, "
+                                    "e.g. _RecordType with conntrack, K8S_ClusterName, SrcK8S_Zone/DstK8S_Zone")
+    static_labels: dict[str, str] = Field(default_factory=lambda: {"app": "netobserv-flowcollector"},
+                                          description="constant labels of every stream (the console selects "
+                                          "app=netobserv-flowcollector)")
+    batch_wait_seconds: float = Field(1.0, gt=0, description="push buffered lines at least this often "
+                                      "(writeBatchWait)")
+    batch_size_bytes: int = Field(10_485_760, gt=0, description="push once this many bytes of lines are "
+                                  "buffered (writeBatchSize)")
+    timeout_seconds: float = Field(10.0, gt=0, description="per push request (writeTimeout)")
+    min_backoff_seconds: float = Field(1.0, ge=0, description="first wait before a retry (writeMinBackoff)")
+    max_backoff_seconds: float = Field(5.0, ge=0, description="longest wait between retries (writeMaxBackoff)")
+    max_retries: int = Field(2, ge=0, description="retries of a push after a 429, 5xx, timeout or refused "
+                             "connection; then its rows are dropped and counted (writeMaxRetries)")
+    bearer_token_file: str = Field("", description="file whose content is sent as `Authorization: Bearer`")
+
+    @field_validator("url")
+    @classmethod
+    def _push_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected http(s)://HOST[:PORT]/PATH such as http://loki:3100/loki/api/v1/push, "
+                             f"got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _label_names(self) -> LokiConfig:
+        from flowlake.engine import schema  # lazy: pyarrow stays out of `flowlake --help`
+
+        unknown = [n for n in self.labels + self.extra_labels if n not in schema.BY_NAME]
+        if unknown:
+            raise ValueError(f"labels {unknown} are not flow fields; see docs/flows-format.md")
+        return self
+
+
+def _loki_default_labels() -> tuple[str, ...]:
+    from flowlake.engine import schema
+
+    return schema.LOKI_LABELS
 
 
 class ConntrackConfig(_Strict):
@@ -212,8 +273,54 @@ class KubernetesConfig(_Strict):
     page_size: int = Field(500, gt=0, description="objects per LIST page")
 
 
+class KafkaTLSConfig(_Strict):
+    """TLS to the Kafka brokers (FlowCollector kafka.tls; the agent's KAFKA_ENABLE_TLS, KAFKA_TLS_*)."""
+
+    enable: bool = Field(False, description="connect with TLS")
+    insecure_skip_verify: bool = Field(False, description="do not verify the brokers' certificates")
+    ca_cert_path: str = Field("", description="PEM file of the CA that signed the brokers' certificates "
+                              "(empty: the system's)")
+    user_cert_path: str = Field("", description="PEM client certificate, for mutual TLS")
+    user_key_path: str = Field("", description="PEM key of the client certificate")
+
+
+class KafkaSASLConfig(_Strict):
+    """SASL to the Kafka brokers (FlowCollector kafka.sasl; KAFKA_ENABLE_SASL, KAFKA_SASL_*)."""
+
+    type: Literal["Disabled", "Plain", "ScramSHA512"] = Field("Disabled", description="SASL mechanism")
+    client_id_path: str = Field("", description="file holding the user name (a mounted secret)")
+    client_secret_path: str = Field("", description="file holding the password")
+
+
+class KafkaExportConfig(_Strict):
+    """The Kafka exporter sink (`sinks: [kafka]`): enriched flows to a topic (FlowCollector exporters[].kafka)."""
+
+    address: str = Field("", description="brokers, HOST:PORT[,HOST:PORT]; required by the kafka sink")
+    topic: str = Field("network-flows-export", description="topic the flows are written to")
+    format: Literal["json", "arrow"] = Field("json", description="json: one JSON object per flow and message "
+                                             "with NetObserv's field names (FLP kafka encode); arrow: Arrow IPC "
+                                             "messages as the Kafka transport (another processor can ingest them)")
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field("lz4", description="producer "
+                                                                           "compression")
+    batch_messages: int = Field(10_000, ge=1, description="most messages per produce request")
+    batch_bytes: int = Field(1_048_576, ge=1, description="most bytes per produce request")
+    linger_ms: int = Field(20, ge=0, description="wait this long to fill a batch")
+    max_rows: int = Field(10_000, ge=1, description="format arrow: rows per message")
+    max_message_bytes: int = Field(1_000_000, ge=1024, description="format arrow: bytes per message; keep "
+                                   "under the topic's max.message.bytes")
+    max_buffer_messages: int = Field(100_000, ge=1, description="messages queued for the brokers; a full "
+                                     "queue makes the pipeline wait (up to timeout_seconds)")
+    timeout_seconds: float = Field(30.0, gt=0, description="how long a flush waits for acknowledgements")
+    tls: KafkaTLSConfig = Field(default_factory=KafkaTLSConfig)  # type: ignore[arg-type]
+    sasl: KafkaSASLConfig = Field(default_factory=KafkaSASLConfig)  # type: ignore[arg-type]
+
+
 class ProcessorConfig(_Strict):
     listen: str = Field("grpc://0.0.0.0:2055", description="Arrow Flight address agents send to")
+    ingest: str = Field("grpc", description="where flows come from: grpc = the Arrow Flight server on "
+                        "`listen`; kafka://BROKER[:PORT][,BROKER...]/TOPIC?group=NAME = a member of a Kafka "
+                        "consumer group (URL options in docs/kafka.md); offsets are committed after each "
+                        "flush, every flush_seconds")
     metrics_address: str = Field("0.0.0.0:9102", description="HOST:PORT of the Prometheus /metrics "
                                  "endpoint; empty to disable")
     metadata: str | None = Field(None, description="static metadata file (IP -> Kubernetes identity), "
@@ -225,6 +332,13 @@ class ProcessorConfig(_Strict):
                               description="stages after validation, in order (also: filter, dedup, conntrack)")
     sinks: list[str] = Field(["lake"], description="where processed flows go")
     lake: LakeConfig = Field(default_factory=LakeConfig)  # type: ignore[arg-type]
+    loki: LokiConfig = Field(default_factory=LokiConfig)  # type: ignore[arg-type]
+    sink_queue_rows: int = Field(1_000_000, gt=0, description="rows each queued sink (every sink but lake, "
+                                 "memory and metrics: loki, kafka, ...) may hold waiting for its worker thread; "
+                                 "beyond, batches are dropped and counted (flowlake_sink_dropped_rows_total)")
+    sink_timeout_seconds: float = Field(10.0, gt=0, description="how long a flush or close waits for a "
+                                        "queued sink's worker; a flush still running then is reported and not "
+                                        "waited for again, and close counts what is still queued as dropped")
     conntrack: ConntrackConfig = Field(default_factory=ConntrackConfig,  # type: ignore[arg-type]
                                        description="settings of the conntrack stage")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # type: ignore[arg-type]
@@ -234,6 +348,8 @@ class ProcessorConfig(_Strict):
     filter: FilterConfig = Field(default_factory=FilterConfig)  # type: ignore[arg-type]
     dedup: DedupConfig = Field(default_factory=DedupConfig)  # type: ignore[arg-type]
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)  # type: ignore[arg-type]
+    kafka_export: KafkaExportConfig = Field(default_factory=KafkaExportConfig,  # type: ignore[arg-type]
+                                            description="settings of the kafka sink")
     filters: list[OutputFilterConfig] = Field(default_factory=list, description="per-output filters "
                                               "[{query, output_target, sampling}, ...]: a sink receives the "
                                               "flows kept by ANY filter of its target (each sampling its own "
@@ -244,6 +360,18 @@ class ProcessorConfig(_Strict):
     def _flight_url(cls, value: str) -> str:
         if not value.startswith(("grpc://", "grpc+tcp://", "grpc+tls://")):
             raise ValueError(f"expected grpc://HOST:PORT (or grpc+tls://), got {value!r}")
+        return value
+
+    @field_validator("ingest")
+    @classmethod
+    def _ingest(cls, value: str) -> str:
+        if value == "grpc":
+            return value
+        if not value.startswith("kafka://"):
+            raise ValueError(f"expected grpc or kafka://BROKER:PORT/TOPIC?group=NAME, got {value!r}")
+        from flowlake.engine.transport import kafka_ingest  # lazy: pyarrow stays out of `flowlake --help`
+
+        kafka_ingest.consumer_config(value)  # ConfigError is a ValueError: pydantic names the field
         return value
 
     @field_validator("metrics_address")

@@ -23,9 +23,12 @@ from flowlake.engine.metadata.base import MetadataSource
 from flowlake.engine.metadata.static import StaticMetadata
 from flowlake.engine.query import flpexpr
 from flowlake.engine.sinks.base import Sink
+from flowlake.engine.sinks.kafka import KafkaExportSink
 from flowlake.engine.sinks.lake import LakeSink
+from flowlake.engine.sinks.loki import LokiSink
 from flowlake.engine.sinks.memory import MemorySink
 from flowlake.engine.sinks.metrics import MetricsSink
+from flowlake.engine.sinks.queued import QueuedSink
 from flowlake.engine.stages import filter as flt
 from flowlake.engine.stages.base import Stage
 from flowlake.engine.stages.conntrack import ConntrackStage
@@ -56,7 +59,13 @@ SINKS: dict[str, Callable[[ProcessorConfig], Sink]] = {
     "lake": lambda cfg: LakeSink(cfg.lake.url, flush_rows=cfg.lake.flush_rows,
                                  compression=cfg.lake.compression,
                                  compression_level=cfg.lake.compression_level,
-                                 row_group_rows=cfg.lake.row_group_rows),
+                                 row_group_rows=cfg.lake.row_group_rows,
+                                 max_buffer_rows=cfg.lake.max_buffer_rows,
+                                 storage_options=cfg.lake.storage_options,
+                                 retention_days=cfg.lake.retention_days,
+                                 maintenance_seconds=cfg.lake.maintenance_seconds),
+    "loki": lambda cfg: LokiSink(cfg.loki),
+    "kafka": lambda cfg: KafkaExportSink(cfg.kafka_export),
     "memory": lambda cfg: MemorySink(),
     "metrics": lambda cfg: MetricsSink(cfg.metrics),
 }
@@ -74,6 +83,14 @@ def _output_filters(config: ProcessorConfig) -> dict[str, list[tuple[pl.Expr, in
     for f in config.filters:
         groups.setdefault(f.output_target, []).append((flpexpr.compile_query(f.query), f.sampling))
     return groups
+
+
+def _isolate(sink: Sink, config: ProcessorConfig) -> Sink:
+    """A sink that may wait on a remote destination runs behind a bounded queue (docs in `sinks.queued`)."""
+    if sink.capabilities.backpressure or sink.capabilities.in_process:
+        return sink
+    return QueuedSink(sink, max_rows=config.sink_queue_rows, timeout=config.sink_timeout_seconds,
+                      flush_interval=getattr(sink, "flush_interval", config.flush_seconds))
 
 
 def _pick(registry: dict[str, object], kind: str, name: str) -> None:
@@ -100,7 +117,7 @@ class Processor:
         for name in config.sinks:
             _pick(SINKS, "sink", name)  # type: ignore[arg-type]
         self.stages: list[Stage] = [STAGES[n](config, metadata) for n in config.stages]
-        self.sinks: list[Sink] = [SINKS[n](config) for n in config.sinks]
+        self.sinks: list[Sink] = [_isolate(SINKS[n](config), config) for n in config.sinks]
         self.output_filters = _output_filters(config)
         unused = set(self.output_filters) - {ALL_OUTPUTS} - {s.output for s in self.sinks}
         for target in sorted(unused):
@@ -111,8 +128,9 @@ class Processor:
         if self._kube is not None:  # watches start once the pipeline is known to be valid
             self._kube.start()
 
-    def ingest(self, batch: pa.RecordBatch, transport: str) -> None:
-        """Validate one batch and run it through stages into sinks; SchemaError rejects it whole."""
+    def ingest(self, batch: pa.RecordBatch | pa.Table, transport: str) -> None:
+        """Validate one batch (or a table of several: Kafka's polls) and run it through stages into sinks;
+        SchemaError rejects it whole."""
         valid = schema.validate(batch)
         frame = pl.from_arrow(valid)
         assert isinstance(frame, pl.DataFrame)
@@ -148,18 +166,26 @@ class Processor:
         selfmetrics.OUTPUT_FILTERED.labels(output=target or "all").inc(frame.height - kept.height)
         return kept
 
-    def flush(self) -> int:
-        """Drain stages that hold rows back, then publish every sink; returns rows published."""
+    def flush(self, *, strict: bool = False) -> int:
+        """Drain stages that hold rows back, then publish every sink; returns rows published.
+
+        With `strict`, the first sink error is raised once every sink was tried: the Kafka ingest commits
+        offsets only after a strict flush returned (everything ingested before it is published).
+        """
         for i, stage in enumerate(self.stages):
             held = stage.flush()
             if held is not None and held.height:
                 self._run(held, self.stages[i + 1:])
         rows = 0
+        failed: FlowlakeError | None = None
         for sink in self.sinks:
             try:
                 rows += sink.flush()
             except FlowlakeError as exc:  # keep serving; the sink kept its rows and counted the failure
                 log.error("%s", exc)
+                failed = failed or exc
+        if strict and failed is not None:
+            raise failed
         return rows
 
     def start_flusher(self) -> None:

@@ -31,8 +31,27 @@ TABLE: tuple[MetricDoc, ...] = (
     MetricDoc("flowlake_sink_rows_total", "counter", ("sink",), "rows published by each sink"),
     MetricDoc("flowlake_sink_errors_total", "counter", ("sink",), "sink write failures"),
     MetricDoc("flowlake_sink_dropped_rows_total", "counter", ("sink",),
-              "rows a sink gave up on (its buffer overflowed while the destination failed)"),
+              "rows a sink gave up on: its queue was full (a slow or dead destination), or a push failed "
+              "after its retries; the lake never drops"),
+    MetricDoc("flowlake_sink_retries_total", "counter", ("sink",),
+              "rows a sink tried again after a failed attempt (lake: rows kept for the next publish; Loki: "
+              "rows of a push retried after a 429, 5xx, timeout or refused connection)"),
+    MetricDoc("flowlake_sink_requests_total", "counter", ("sink", "outcome"),
+              "requests a pushing sink sent (Loki: outcome ok, retry = 429/5xx/timeout/connection error, "
+              "error = any other status)"),
+    MetricDoc("flowlake_sink_queued_rows", "gauge", ("sink",),
+              "rows waiting in the bounded queue in front of a sink (remote sinks run behind one; "
+              "processor.sink_queue_rows)"),
+    MetricDoc("flowlake_sink_blocked_writers", "gauge", ("sink",),
+              "ingest threads waiting for room in a sink that applies backpressure instead of dropping (the "
+              "lake, while its destination fails and lake.max_buffer_rows are held)"),
+    MetricDoc("flowlake_sink_blocked_seconds_total", "counter", ("sink",),
+              "time ingest threads spent waiting for room in a backpressuring sink"),
     MetricDoc("flowlake_lake_files_total", "counter", (), "Parquet files published to the lake"),
+    MetricDoc("flowlake_lake_compacted_files_total", "counter", (),
+              "small lake files merged into one file per closed hour by `flowlake lake compact`"),
+    MetricDoc("flowlake_lake_expired_partitions_total", "counter", (),
+              "hour partitions deleted by retention (`flowlake lake expire`, lake.retention_days)"),
     MetricDoc("flowlake_enrich_unmatched_total", "counter", ("side",),
               "flow endpoints with no metadata entry (external or unknown IPs)"),
     MetricDoc("flowlake_buffered_rows", "gauge", (), "rows waiting in sink buffers"),
@@ -74,13 +93,28 @@ TABLE: tuple[MetricDoc, ...] = (
     MetricDoc("flowlake_kube_events_total", "counter", ("kind", "type"),
               "watch events applied (type: ADDED, MODIFIED, DELETED)"),
     MetricDoc("flowlake_kube_relists_total", "counter", ("kind", "reason"),
-              "complete LISTs (reason: initial, expired = the watch got 410 Gone, resync, error = after a "
-              "failed first list)"),
+              "complete LISTs (reason: initial, expired = the watch got 410 Gone, resync, error = the retry of "
+              "a failed list)"),
     MetricDoc("flowlake_kube_watch_errors_total", "counter", ("kind",),
               "failed list or watch requests (API server unreachable, HTTP errors), each retried with backoff"),
     MetricDoc("flowlake_kube_table_rows", "gauge", ("type",), "rows of the Kubernetes IP table by K8S_Type"),
     MetricDoc("flowlake_kube_table_build_seconds", "histogram", (),
               "time to rebuild the Kubernetes IP table from the watched objects"),
+    MetricDoc("flowlake_kafka_produced_messages_total", "counter", ("topic",),
+              "Arrow IPC messages produced by Kafka senders (agent, synth)"),
+    MetricDoc("flowlake_kafka_produce_errors_total", "counter", ("topic",),
+              "messages the broker did not acknowledge (after the client's own retries)"),
+    MetricDoc("flowlake_kafka_consumed_messages_total", "counter", ("topic",),
+              "messages read by the processor's Kafka ingest (`--ingest kafka://...`)"),
+    MetricDoc("flowlake_kafka_bad_messages_total", "counter", ("topic", "reason"),
+              "messages skipped by the Kafka ingest (reason: decode = not an Arrow IPC stream, schema = not "
+              "the flow schema, empty, error = the pipeline failed on it); their offsets are committed"),
+    MetricDoc("flowlake_kafka_commits_total", "counter", ("result",),
+              "offset commits of the Kafka ingest (ok; failed = the commit was refused, e.g. by a rebalance; "
+              "held = a sink did not publish, so nothing was committed and consumption paused)"),
+    MetricDoc("flowlake_kafka_commit_lag_messages", "gauge", ("topic",),
+              "messages of this processor's partitions after its last committed offsets (high watermark - "
+              "committed): consumed but not yet published, plus not yet consumed"),
 )
 
 _KINDS = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
@@ -100,7 +134,14 @@ STAGE_SECONDS: Histogram = _M["flowlake_stage_seconds"]  # type: ignore[assignme
 SINK_ROWS: Counter = _M["flowlake_sink_rows_total"]  # type: ignore[assignment]
 SINK_ERRORS: Counter = _M["flowlake_sink_errors_total"]  # type: ignore[assignment]
 SINK_DROPPED: Counter = _M["flowlake_sink_dropped_rows_total"]  # type: ignore[assignment]
+SINK_RETRIES: Counter = _M["flowlake_sink_retries_total"]  # type: ignore[assignment]
+SINK_REQUESTS: Counter = _M["flowlake_sink_requests_total"]  # type: ignore[assignment]
+SINK_QUEUED: Gauge = _M["flowlake_sink_queued_rows"]  # type: ignore[assignment]
+SINK_BLOCKED: Gauge = _M["flowlake_sink_blocked_writers"]  # type: ignore[assignment]
+SINK_BLOCKED_SECONDS: Counter = _M["flowlake_sink_blocked_seconds_total"]  # type: ignore[assignment]
 LAKE_FILES: Counter = _M["flowlake_lake_files_total"]  # type: ignore[assignment]
+LAKE_COMPACTED: Counter = _M["flowlake_lake_compacted_files_total"]  # type: ignore[assignment]
+LAKE_EXPIRED: Counter = _M["flowlake_lake_expired_partitions_total"]  # type: ignore[assignment]
 ENRICH_UNMATCHED: Counter = _M["flowlake_enrich_unmatched_total"]  # type: ignore[assignment]
 BUFFERED_ROWS: Gauge = _M["flowlake_buffered_rows"]  # type: ignore[assignment]
 API_REQUESTS: Counter = _M["flowlake_api_requests_total"]  # type: ignore[assignment]
@@ -126,6 +167,12 @@ KUBE_RELISTS: Counter = _M["flowlake_kube_relists_total"]  # type: ignore[assign
 KUBE_WATCH_ERRORS: Counter = _M["flowlake_kube_watch_errors_total"]  # type: ignore[assignment]
 KUBE_TABLE_ROWS: Gauge = _M["flowlake_kube_table_rows"]  # type: ignore[assignment]
 KUBE_TABLE_BUILD_SECONDS: Histogram = _M["flowlake_kube_table_build_seconds"]  # type: ignore[assignment]
+KAFKA_PRODUCED: Counter = _M["flowlake_kafka_produced_messages_total"]  # type: ignore[assignment]
+KAFKA_PRODUCE_ERRORS: Counter = _M["flowlake_kafka_produce_errors_total"]  # type: ignore[assignment]
+KAFKA_CONSUMED: Counter = _M["flowlake_kafka_consumed_messages_total"]  # type: ignore[assignment]
+KAFKA_BAD: Counter = _M["flowlake_kafka_bad_messages_total"]  # type: ignore[assignment]
+KAFKA_COMMITS: Counter = _M["flowlake_kafka_commits_total"]  # type: ignore[assignment]
+KAFKA_COMMIT_LAG: Gauge = _M["flowlake_kafka_commit_lag_messages"]  # type: ignore[assignment]
 
 
 def render_markdown() -> str:

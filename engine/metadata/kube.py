@@ -146,8 +146,8 @@ class KubeMetadata:
                 counts = dict(table.get_column("Type").value_counts().iter_rows())
                 for kind in ("Pod", "Node", "Service"):
                     selfmetrics.KUBE_TABLE_ROWS.labels(type=kind).set(counts.get(kind, 0))
-            for (kind, state), n in self.store.counts().items():
-                selfmetrics.KUBE_OBJECTS.labels(kind=kind, state=state).set(n)
+                for (kind, state), n in self.store.counts().items():
+                    selfmetrics.KUBE_OBJECTS.labels(kind=kind, state=state).set(n)
             return self._table
 
     def _loop(self) -> None:

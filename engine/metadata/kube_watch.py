@@ -8,8 +8,9 @@ lost: LIST again, and the store marks what vanished as deleted. Connection failu
 exponential backoff and jitter, re-watching from the last version. Requests go through the official
 client's ApiClient (its kubeconfig, TLS and token refresh), but objects stay JSON dicts: building the
 client's model classes would cost more than everything else here. ReplicaSets and Jobs are read as
-metadata only (PartialObjectMetadata), and ReplicaSets scaled to zero are not listed at all (as
-flowlogs-pipeline does): old revisions of every Deployment would otherwise dominate memory.
+metadata only (PartialObjectMetadata): the old revisions every Deployment keeps then cost a name and an
+owner each, not a pod template. (The API server offers no field selector on status.replicas to skip
+them: "only metadata.name, metadata.namespace", as tested against kube-apiserver v1.37.)
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def resources(node_name: str = "") -> dict[str, Resource]:
         "pods": Resource("pods", "/api/v1/pods", field_selector=f"spec.nodeName={node_name}" if node_name else ""),
         "nodes": Resource("nodes", "/api/v1/nodes"),
         "services": Resource("services", "/api/v1/services"),
-        "replicasets": Resource("replicasets", "/apis/apps/v1/replicasets", True, "status.replicas!=0"),
+        "replicasets": Resource("replicasets", "/apis/apps/v1/replicasets", True),
         "jobs": Resource("jobs", "/apis/batch/v1/jobs", True),
     }
 
@@ -66,22 +67,20 @@ def _hint(status: int, resource: Resource) -> str:
     if status == 403:
         return (f"grant get, list and watch on {resource.kind} to the processor's service account "
                 "(docs/kubernetes.md has the ClusterRole)")
-    return "retrying"
+    return "retrying with backoff"
 
 
 class Watcher:
     """Keeps one resource kind of `store` in step with the API server, in a daemon thread."""
 
     def __init__(self, api: Any, resource: Resource, store: KubeStore, *, page_size: int = 500,
-                 watch_timeout: float = 300.0, resync_seconds: float = 0.0, backoff_max: float = 30.0) -> None:
+                 watch_timeout: float = 300.0, resync_seconds: float = 0.0, backoff_max: float = 10.0) -> None:
         self.api, self.resource, self.store = api, resource, store
         self.page_size, self.watch_timeout = page_size, watch_timeout
         self.resync_seconds, self.backoff_max = resync_seconds, backoff_max
         self.synced = threading.Event()  # set after the first complete LIST
         self.resource_version: str | None = None
         self._stop = threading.Event()
-        self._interrupted = threading.Event()
-        self._forced_version: str | None = None
         self._resp: Any = None
         self._listed_at = 0.0
         self._thread: threading.Thread | None = None
@@ -99,13 +98,6 @@ class Watcher:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def interrupt(self, resource_version: str | None = None) -> None:
-        """End the current watch; the next one starts from `resource_version` if given (tests use an
-        expired one to force the 410 path)."""
-        self._forced_version = resource_version
-        self._interrupted.set()
-        self._close_stream()
-
     def _close_stream(self) -> None:
         resp = self._resp
         if resp is not None:
@@ -117,15 +109,16 @@ class Watcher:
     def _run(self) -> None:
         delay, reason = BACKOFF_MIN, "initial"
         while not self._stop.is_set():
-            if self._interrupted.is_set():
-                self._interrupted.clear()
-                if self._forced_version is not None:
-                    self.resource_version, self._forced_version = self._forced_version, None
             try:
                 if self.resource_version is None:
                     self._list(reason)
+                opened = time.monotonic()
                 self._watch()
-                delay = BACKOFF_MIN
+                if time.monotonic() - opened < 1.0:  # closed at once (a server shutting down): do not spin
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, self.backoff_max)
+                else:
+                    delay = BACKOFF_MIN
                 if self.resync_seconds and time.monotonic() - self._listed_at >= self.resync_seconds:
                     self.resource_version, reason = None, "resync"
             except WatchExpired as exc:
@@ -134,11 +127,9 @@ class Watcher:
             except Exception as exc:  # refused, reset, timeout, HTTP error: the thread must go on
                 if self._stop.is_set():
                     break
-                if self._interrupted.is_set():
-                    continue
                 self._errors.inc()
                 pause = delay * (0.5 + random.random())
-                log.warning("%s list/watch failed: %s; retrying in %.1fs", self.resource.kind, exc, pause)
+                log.warning("%s list/watch failed: %s (next try in %.1fs)", self.resource.kind, exc, pause)
                 self._stop.wait(pause)
                 delay = min(delay * 2, self.backoff_max)
                 if self.resource_version is None:
@@ -162,7 +153,7 @@ class Watcher:
             resp.release_conn()
         if resp.status == 410:
             raise WatchExpired(message)
-        raise ApiError(f"GET {res.path}: HTTP {resp.status} {message}; {_hint(resp.status, res)}")
+        raise ApiError(f"GET {res.path}: HTTP {resp.status} {message.strip()}; {_hint(resp.status, res)}")
 
     def _list(self, reason: str) -> None:
         self.store.replace(self.resource.kind, self._pages())
@@ -196,12 +187,12 @@ class Watcher:
                   ("resourceVersion", self.resource_version or "")]
         self._resp = resp = self._request(params, watch=True, read_timeout=timeout + 30.0)
         try:
-            if self._stop.is_set() or self._interrupted.is_set():
+            if self._stop.is_set():
                 return
             for line in _lines(resp):
                 self._event(json.loads(line))
         except Exception:
-            if self._stop.is_set() or self._interrupted.is_set():
+            if self._stop.is_set():
                 return  # our own shutdown() of the stream
             raise
         finally:

@@ -15,6 +15,14 @@ class Capabilities:
     durable: bool = False  # data survives a process restart once flush() returned
     ordered: bool = False  # rows come back in write order
     atomic_publish: bool = False  # readers never see partially written data
+    # Never drops: when its destination fails and its buffer is full, `write` blocks the ingest thread
+    # (flowlake_sink_blocked_writers) until a publish succeeds. The processor calls it directly.
+    backpressure: bool = False
+    # `write` never waits on I/O (in-memory aggregation or buffering): the processor calls it directly.
+    # Every other sink (`backpressure` and `in_process` both false, the default) runs behind a bounded
+    # queue and its own worker thread (`sinks.queued`), so a slow or dead destination drops, counted,
+    # instead of blocking ingest or the other sinks.
+    in_process: bool = False
 
 
 @runtime_checkable

@@ -1,31 +1,27 @@
-"""Parquet lake sink: buffers flow frames, publishes zstd Parquet files into hour partitions.
+"""Parquet lake sink: buffers flow frames, publishes Parquet files into hour partitions; never drops.
 
-Used by the processor (`sinks: [lake]`) and by `flowlake synth --out`. Files are written under
-`_staging/` and renamed into their partition, so a reader never sees a half-written file.
+Used by the processor (`sinks: [lake]`) and by `flowlake synth --out`. Files appear whole or not at all
+(`store.writer.publish`). When the destination fails, rows stay buffered and are published by the next
+flush; once `max_buffer_rows` are held, `write` blocks the ingest thread (backpressure, visible in
+flowlake_sink_blocked_writers) and retries the publish itself until it succeeds.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Mapping
+from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from flowlake.engine import schema, selfmetrics
+from flowlake.engine import selfmetrics
 from flowlake.engine.errors import SinkError
 from flowlake.engine.sinks.base import Capabilities
-from flowlake.engine.store import layout
+from flowlake.engine.store import layout, maintenance, writer
 
 log = logging.getLogger(__name__)
-
-# Rows are sorted by time so row-group statistics prune time ranges inside an hour file; the
-# namespaces only order rows of the same millisecond (kept for compression, not for pruning).
-SORT_KEYS = ("TimeFlowEndMs", "SrcK8S_Namespace", "DstK8S_Namespace")
-# Dictionary-encode text only: integer columns came out larger and slower with dictionaries
-# (1M synthetic flows: 23.5 vs 26.5 bytes/flow, 1.26 vs 1.58 s).
-_DICTIONARY_COLUMNS = [f.name for f in schema.FIELDS if f.type == pa.string() or f.type == pa.list_(pa.string())]
 
 
 class LakeSink:
@@ -33,32 +29,67 @@ class LakeSink:
 
     name = "lake"
     output = "Loki"  # the flow store: NetObserv's Loki, as the per-output filter target
-    capabilities = Capabilities(durable=True, ordered=False, atomic_publish=True)
+    capabilities = Capabilities(durable=True, ordered=False, atomic_publish=True, backpressure=True)
 
     def __init__(self, url: str, *, flush_rows: int = 500_000, compression: str = "zstd",
                  compression_level: int | None = 3, row_group_rows: int = 256_000,
-                 max_buffer_rows: int = 5_000_000) -> None:
+                 max_buffer_rows: int = 5_000_000, retry_seconds: float = 1.0,
+                 storage_options: Mapping[str, Any] | None = None, retention_days: float = 0.0,
+                 maintenance_seconds: float = 0.0) -> None:
         self.url = url
-        self.fs, self.root = layout.open_root(url)
+        self.storage_options = dict(storage_options or {})
+        self.fs, self.root = layout.open_root(url, self.storage_options)
         self.flush_rows = flush_rows
-        self.compression = compression
-        self.compression_level = compression_level
-        self.row_group_rows = row_group_rows
-        self.max_buffer_rows = max_buffer_rows  # bounds memory while the destination is failing
+        self.encoding = writer.Encoding(compression, compression_level, row_group_rows)
+        self.max_buffer_rows = max_buffer_rows  # beyond, writers wait: memory stays bounded, nothing is lost
+        self.retry_seconds = retry_seconds  # a blocked writer's first wait between publish attempts
         self._pending: list[pl.DataFrame] = []
         self._pending_rows = 0
         self._lock = threading.Lock()  # guards the buffer
+        self._room = threading.Condition(self._lock)  # notified when a publish frees buffer room
         self._io_lock = threading.Lock()  # one publisher at a time keeps file counts predictable
+        self.retention_days = retention_days
+        self._stop = threading.Event()
+        self._maintainer: threading.Thread | None = None
+        if maintenance_seconds > 0:
+            self._maintainer = threading.Thread(target=self._maintain, args=(maintenance_seconds,), daemon=True,
+                                                name="flowlake-lake-maintenance")
+            self._maintainer.start()
 
     def write(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
         with self._lock:
+            if self._pending_rows and self._pending_rows + frame.height > self.max_buffer_rows:
+                self._wait_for_room(frame.height)
             self._pending.append(frame)
             self._pending_rows += frame.height
             full = self._pending_rows >= self.flush_rows
         if full:
             self.flush()
+
+    def _wait_for_room(self, rows: int) -> None:
+        """Block (holding nothing but the condition) until `rows` fit; publish ourselves meanwhile."""
+        gauge = selfmetrics.SINK_BLOCKED.labels(sink=self.name)
+        gauge.inc()
+        started, delay = time.monotonic(), self.retry_seconds
+        try:
+            while self._pending_rows and self._pending_rows + rows > self.max_buffer_rows:
+                failed = False
+                self._lock.release()
+                try:
+                    self.flush()  # raises while the destination is down
+                except SinkError as exc:
+                    failed = True
+                    log.warning("%s; ingest waits for the lake (%.1fs so far)", exc, time.monotonic() - started)
+                finally:
+                    self._lock.acquire()
+                if failed and self._pending_rows + rows > self.max_buffer_rows:
+                    self._room.wait(delay)  # woken early when another thread's publish succeeds
+                    delay = min(delay * 2, 30.0)
+        finally:
+            gauge.dec()
+            selfmetrics.SINK_BLOCKED_SECONDS.labels(sink=self.name).inc(time.monotonic() - started)
 
     def flush(self) -> int:
         """Publish everything buffered; returns the rows written.
@@ -66,67 +97,67 @@ class LakeSink:
         On a failure the hours not yet published go back to the buffer for the next flush (hours
         already published stay published, so nothing is written twice) and SinkError is raised.
         """
-        with self._lock:
-            frames, self._pending, self._pending_rows = self._pending, [], 0
-        if not frames:
-            return 0
-        written = 0
         with self._io_lock:
+            with self._lock:
+                frames, self._pending, self._pending_rows = self._pending, [], 0
+            if not frames:
+                return 0
             frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
-            parts = hour_slices(_conform(frame).sort(list(SORT_KEYS), nulls_last=True))
+            parts = hour_slices(writer.sort_rows(writer.conform(frame)))
+            written = 0
             for i, (hour_ms, part) in enumerate(parts):
                 try:
                     self._publish_hour(part, hour_ms)
                 except Exception as exc:  # any failure: keep the rows, report it, let the caller go on
-                    self._requeue([p for _, p in parts[i:]])
+                    kept = [p for _, p in parts[i:]]
+                    self._requeue(kept)
+                    rows = sum(p.height for p in kept)
                     selfmetrics.SINK_ERRORS.labels(sink=self.name).inc()
-                    raise SinkError(f"lake sink: cannot publish to {self.url} ({type(exc).__name__}: "
-                                    f"{exc}); {sum(p.height for _, p in parts[i:])} rows kept for "
-                                    "the next flush") from exc
+                    selfmetrics.SINK_RETRIES.labels(sink=self.name).inc(rows)
+                    raise SinkError(f"lake sink: cannot publish to {self.url} ({type(exc).__name__}: {exc}); "
+                                    f"{rows} rows kept for the next flush; check the URL, its permissions "
+                                    "and credentials (lake.url, lake.storage_options)") from exc
                 written += part.height
+            with self._room:
+                self._room.notify_all()
         return written
 
     def _requeue(self, parts: list[pl.DataFrame]) -> None:
-        """Put unpublished rows back in front of the buffer; beyond `max_buffer_rows`, drop the oldest."""
+        """Put unpublished rows back in front of the buffer, in order; nothing is ever dropped."""
         with self._lock:
             self._pending = parts + self._pending
             self._pending_rows += sum(p.height for p in parts)
-            while self._pending_rows > self.max_buffer_rows and len(self._pending) > 1:
-                dropped = self._pending.pop(0)
-                self._pending_rows -= dropped.height
-                selfmetrics.SINK_DROPPED.labels(sink=self.name).inc(dropped.height)
-                log.error("lake sink: buffer over %d rows while %s is failing; dropped %d oldest rows",
-                          self.max_buffer_rows, self.url, dropped.height)
+
+    def buffered_rows(self) -> int:
+        """Rows written but not yet published."""
+        with self._lock:
+            return self._pending_rows
 
     def close(self) -> None:
+        self._stop.set()
+        if self._maintainer is not None:
+            self._maintainer.join()
         self.flush()
 
+    def _maintain(self, every: float) -> None:
+        """Compaction and retention in the processor (`lake.maintenance_seconds`)."""
+        while not self._stop.wait(every):
+            try:
+                maintenance.compact(self.url, encoding=self.encoding, storage_options=self.storage_options)
+                if self.retention_days > 0:
+                    maintenance.expire(self.url, self.retention_days, storage_options=self.storage_options)
+            except Exception:  # keep publishing; the next round tries again
+                log.exception("lake maintenance of %s failed; retrying in %.0fs", self.url, every)
+
     def _publish_hour(self, part: pl.DataFrame, hour_ms: int) -> None:
-        final_dir = layout.partition_dir(self.root, hour_ms)
-        name = layout.new_file_name()
-        staging = f"{self.root}/{layout.STAGING_DIR}/{name}"
-        self.fs.makedirs(f"{self.root}/{layout.STAGING_DIR}", exist_ok=True)
-        # compat_level newest keeps Polars' string views: zero-copy into Arrow and Parquet.
-        table = part.to_arrow(compat_level=pl.CompatLevel.newest())
-        try:
-            with self.fs.open(staging, "wb") as fh:
-                pq.write_table(table, fh, compression=self.compression,
-                               compression_level=self.compression_level if self.compression in _LEVELED else None,
-                               row_group_size=self.row_group_rows, write_statistics=True,
-                               use_dictionary=_DICTIONARY_COLUMNS)
-        except BaseException:
-            if self.fs.exists(staging):  # never leave a partial file behind, even in staging
-                self.fs.rm(staging)
-            raise
-        self.fs.makedirs(final_dir, exist_ok=True)
-        self.fs.mv(staging, f"{final_dir}/{name}")
+        path = writer.publish(self.fs, self.root, hour_ms, part, self.encoding)
         selfmetrics.SINK_ROWS.labels(sink=self.name).inc(part.height)
         selfmetrics.LAKE_FILES.inc()
-        log.debug("lake: published %d rows to %s/%s", part.height, final_dir, name)
+        log.debug("lake: published %d rows to %s", part.height, path)
 
 
 def hour_slices(frame: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
-    """(hour start ms, zero-copy slice) for each hour present in a frame sorted by TimeFlowEndMs.
+    """(hour start ms, zero-copy slice) for each hour of a frame whose hours are contiguous runs.
 
     Only the hours that hold rows are visited, however far apart they are.
     """
@@ -136,15 +167,3 @@ def hour_slices(frame: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
         out.append((int(hour) * layout.HOUR_MS, frame.slice(offset, length)))
         offset += length
     return out
-
-
-_LEVELED = {"zstd", "gzip", "brotli"}  # codecs that take a compression level
-_POLARS_SCHEMA = pl.from_arrow(schema.SCHEMA.empty_table()).schema  # type: ignore[union-attr]
-
-
-def _conform(frame: pl.DataFrame) -> pl.DataFrame:
-    """Every file gets exactly the flow schema's columns and types, so any reader can union them."""
-    if frame.schema == _POLARS_SCHEMA:
-        return frame
-    return frame.select([pl.col(n).cast(t) if n in frame.columns else pl.lit(None, t).alias(n)
-                         for n, t in _POLARS_SCHEMA.items()])

@@ -6,6 +6,7 @@ import threading
 
 import polars as pl
 
+from flowlake.engine import selfmetrics
 from flowlake.engine.sinks.base import Capabilities
 
 
@@ -14,7 +15,7 @@ class MemorySink:
 
     name = "memory"
     output = "Loki"  # stands in for the flow store in tests and `--sink memory`
-    capabilities = Capabilities(durable=False, ordered=True, atomic_publish=True)
+    capabilities = Capabilities(durable=False, ordered=True, atomic_publish=True, in_process=True)
 
     def __init__(self) -> None:
         self._pending: list[pl.DataFrame] = []
@@ -30,6 +31,7 @@ class MemorySink:
             rows = sum(f.height for f in self._pending)
             self._flushed += self._pending
             self._pending = []
+        selfmetrics.SINK_ROWS.labels(sink=self.name).inc(rows)
         return rows
 
     def close(self) -> None:

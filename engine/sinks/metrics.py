@@ -25,7 +25,7 @@ class MetricsSink:
 
     name = "metrics"
     output = "Metrics"  # the per-output filter target, as the reference's `outputTarget: Metrics`
-    capabilities = Capabilities(durable=False, ordered=False, atomic_publish=True)
+    capabilities = Capabilities(durable=False, ordered=False, atomic_publish=True, in_process=True)
 
     def __init__(self, config: MetricsConfig, *, registry: CollectorRegistry | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -96,7 +96,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     f.add_argument("--batch-rows", type=int, default=65_536, help="rows per sent batch (65536)")
     out = p.add_argument_group("output (choose one)").add_mutually_exclusive_group()
     out.add_argument("--target", metavar="URL", help="send to a processor: grpc://HOST:PORT, "
-                     "grpc+tls://HOST:PORT or memory://NAME")
+                     "grpc+tls://HOST:PORT, kafka://BROKER:9092/TOPIC (docs/kafka.md) or memory://NAME")
     out.add_argument("--out", metavar="URL", help="write a Parquet flow lake at this fsspec URL or path")
     out.add_argument("--stdout", action="store_true", help="write an Arrow IPC stream to stdout")
     lv = p.add_argument_group("live")

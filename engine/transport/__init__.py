@@ -6,9 +6,10 @@ from flowlake.engine import errors
 from flowlake.engine.transport import memory
 from flowlake.engine.transport.base import Ingest, Sender
 from flowlake.engine.transport.flight import FlightSender, FlowFlightServer
+from flowlake.engine.transport.kafka import KafkaSender
 
 SENDERS = {"grpc": FlightSender, "grpc+tcp": FlightSender, "grpc+tls": FlightSender,
-           "memory": memory.MemorySender}
+           "kafka": KafkaSender, "memory": memory.MemorySender}
 
 
 def open_sender(url: str) -> Sender:
@@ -16,8 +17,8 @@ def open_sender(url: str) -> Sender:
     scheme = url.partition("://")[0]
     if scheme not in SENDERS:
         raise errors.TransportError(f"unknown transport {scheme!r} in {url!r}; valid schemes: "
-                             f"{', '.join(sorted(SENDERS))} (kafka:// arrives with the Kafka transport)")
+                             f"{', '.join(sorted(SENDERS))}")
     return SENDERS[scheme](url)  # type: ignore[no-any-return]
 
 
-__all__ = ["FlightSender", "FlowFlightServer", "Ingest", "SENDERS", "Sender", "open_sender"]
+__all__ = ["FlightSender", "FlowFlightServer", "Ingest", "KafkaSender", "SENDERS", "Sender", "open_sender"]

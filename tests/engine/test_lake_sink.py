@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -65,22 +66,36 @@ def test_failed_publish_keeps_unpublished_rows_and_writes_nothing_twice(
     assert not list((tmp_path / layout.STAGING_DIR).iterdir())
 
 
-def test_buffer_is_bounded_while_failing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sink = LakeSink(str(tmp_path), flush_rows=10**9, max_buffer_rows=250)
+def test_full_buffer_blocks_ingest_instead_of_dropping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = LakeSink(str(tmp_path), flush_rows=10**9, max_buffer_rows=250, retry_seconds=0.05)
+    down = {"on": True}
+    real = LakeSink._publish_hour
 
-    def down(self: LakeSink, part: pl.DataFrame, hour_ms: int) -> None:
-        raise OSError("down")
+    def maybe(self: LakeSink, part: pl.DataFrame, hour_ms: int) -> None:
+        if down["on"]:
+            raise OSError("down")
+        real(self, part, hour_ms)
 
-    monkeypatch.setattr(LakeSink, "_publish_hour", down)
-    before = selfmetrics.REGISTRY.get_sample_value("flowlake_sink_dropped_rows_total", {"sink": "lake"}) or 0
-    for k in range(5):
+    monkeypatch.setattr(LakeSink, "_publish_hour", maybe)
+    dropped_before = selfmetrics.REGISTRY.get_sample_value("flowlake_sink_dropped_rows_total", {"sink": "lake"}) or 0
+    for k in range(2):  # 200 rows: room for them
         sink.write(frame(100, start_ms=BASE_MS + k * HOUR))
-        with pytest.raises(SinkError):
-            sink.flush()
-    dropped = selfmetrics.REGISTRY.get_sample_value("flowlake_sink_dropped_rows_total", {"sink": "lake"})
-    assert dropped == before + 300  # 500 written, at most 250 kept: the oldest 3 hours went
-    monkeypatch.undo()
-    assert sink.flush() == 200
+    writer = threading.Thread(target=lambda: sink.write(frame(100, start_ms=BASE_MS + 2 * HOUR)))
+    writer.start()
+    deadline = time.monotonic() + 5
+    while selfmetrics.REGISTRY.get_sample_value("flowlake_sink_blocked_writers", {"sink": "lake"}) != 1:
+        assert time.monotonic() < deadline, "the third write should wait for room"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert writer.is_alive() and sink.buffered_rows() == 200  # held back, retrying the publish itself
+    down["on"] = False
+    writer.join(5)
+    assert not writer.is_alive()
+    assert selfmetrics.REGISTRY.get_sample_value("flowlake_sink_blocked_writers", {"sink": "lake"}) == 0
+    sink.close()
+    assert lake.scan(str(tmp_path)).select(pl.len()).collect().item() == 300
+    assert selfmetrics.REGISTRY.get_sample_value("flowlake_sink_dropped_rows_total",
+                                                 {"sink": "lake"}) in (None, dropped_before)
 
 
 def test_processor_flusher_survives_a_failing_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,12 +10,14 @@ exactly kube.RBAC_RULES, so the tests also prove the documented ClusterRole is e
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import socket
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -118,8 +120,11 @@ current-context: {user}
             str(BIN / "etcd"), "--name", "t", "--data-dir", str(self.root / "etcd"), "--listen-client-urls", client,
             "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"t={peer}", "--unsafe-no-fsync", "--log-level", "warn"])
-        wait_until(lambda: b'"health":"true"' in urllib.request.urlopen(f"{client}/health", timeout=2).read(),
-                   30, f"etcd on {client} (log: {self.root / 'etcd.log'})")
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"{client}/health", timeout=2) as resp:
+                return b'"health":"true"' in resp.read()
+
+        wait_until(healthy, 30, f"etcd on {client} (log: {self.root / 'etcd.log'})")
 
     def start_apiserver(self) -> None:
         r = self.root
@@ -131,14 +136,23 @@ current-context: {user}
             "--authorization-mode=RBAC", f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--service-account-issuer=https://kubernetes.default.svc", f"--service-account-key-file={r / 'sa.pub'}",
             f"--service-account-signing-key-file={r / 'sa.key'}",
-            # No controller manager creates each namespace's `default` ServiceAccount.
-            "--disable-admission-plugins=ServiceAccount", "--enable-priority-and-fairness=false", "-v=1"])
+            # No controller manager creates each namespace's `default` ServiceAccount; a loopback address
+            # cannot be published as the `kubernetes` Service's endpoint.
+            "--disable-admission-plugins=ServiceAccount", "--endpoint-reconciler-type=none",
+            "--enable-priority-and-fairness=false", "-v=1"])
         ctx = ssl.create_default_context(cafile=str(r / "ca.crt"))
 
         def ready() -> bool:
-            assert self.apiserver is not None and self.apiserver.poll() is None, "kube-apiserver exited"
+            assert self.apiserver is not None
+            if self.apiserver.poll() is not None:
+                pytest.fail(f"kube-apiserver exited with {self.apiserver.returncode}; see {r / 'kube-apiserver.log'}")
             req = urllib.request.Request(f"{self.url}/readyz", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-            return bool(urllib.request.urlopen(req, timeout=2, context=ctx).status == 200)
+            try:
+                with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
+                    return bool(resp.status == 200)
+            except urllib.error.HTTPError as exc:  # 500 while post-start hooks run
+                exc.close()  # it holds the connection: unclosed, it is a ResourceWarning later
+                return False
 
         wait_until(ready, 120, f"kube-apiserver on {self.url} (log: {r / 'kube-apiserver.log'})", 0.25)
 
@@ -161,7 +175,8 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         return
     proc.terminate()
     try:
-        proc.wait(15)
+        # kube-apiserver's graceful shutdown waits for open watches (ours) until killed: do not wait long.
+        proc.wait(3)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
@@ -194,22 +209,24 @@ def _grant_reader(c: Cluster) -> None:
 
     from flowlake.engine.metadata.kube import RBAC_RULES
 
-    rbac = client.RbacAuthorizationV1Api(admin_client(c))
+    admin = admin_client(c)
+    rbac: Any = client.RbacAuthorizationV1Api(admin)  # Any: it takes dicts, its annotations say models
     rbac.create_cluster_role({"metadata": {"name": "flowlake-reader"}, "rules": [dict(r) for r in RBAC_RULES]})
     rbac.create_cluster_role_binding({
         "metadata": {"name": "flowlake-reader"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "flowlake-reader"},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "flowlake-reader"}]})
-    from kubernetes import config
-
-    reader = client.CoreV1Api(config.new_client_from_config(config_file=str(c.kubeconfigs["reader"]),
-                                                            persist_config=False))
+    reader = client.CoreV1Api(_client(c.kubeconfigs["reader"]))
     # The RBAC authorizer learns the binding through its own informer: wait rather than race it.
     wait_until(lambda: reader.list_pod_for_all_namespaces(limit=1) is not None, 30, "the reader's RBAC grant")
     reader.api_client.close()
+    admin.close()
 
 
 def admin_client(c: Cluster) -> Any:
-    from kubernetes import config
+    return _client(c.kubeconfigs["admin"])
 
-    return config.new_client_from_config(config_file=str(c.kubeconfigs["admin"]), persist_config=False)
+
+def _client(kubeconfig: Path) -> Any:
+    config: Any = importlib.import_module("kubernetes.config")  # untyped
+    return config.new_client_from_config(config_file=str(kubeconfig), persist_config=False)

@@ -1,0 +1,178 @@
+"""One harness per registered sink: build it on a fresh destination, read back through the sink's own reader.
+
+`tests/sinks/conftest.py` parametrizes the conformance suite over `processor.SINKS` and picks the
+harness of each name here; a scenario a sink cannot take part in raises NotImplementedError, which the
+suite's GAPS table turns into a strict xfail. `read` and `expected` return the same normalized frame,
+so one comparison serves every sink:
+- memory: `.frame()`; lake: `engine.store.lake.scan`; both the flow columns as written;
+- metrics: a counter of Bytes by SrcAddr/DstAddr scraped from its collector vs the same group_by;
+- loki: VictoriaLogs' LogsQL API: (labels, timestamp, line as parsed JSON) vs the flow computed in Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from flowlake.engine import schema
+from flowlake.engine.config import LokiConfig, MetricsConfig
+from flowlake.engine.query import flags
+from flowlake.engine.sinks.base import Sink
+from flowlake.engine.sinks.lake import LakeSink
+from flowlake.engine.sinks.loki import LokiSink
+from flowlake.engine.sinks.memory import MemorySink
+from flowlake.engine.sinks.metrics import MetricsSink
+from flowlake.engine.store import lake
+from tests.sinks import victorialogs
+
+
+class Harness:
+    """A sink's test double of its destination; subclasses override what their sink supports."""
+
+    def make(self) -> Sink:
+        raise NotImplementedError
+
+    def read(self) -> pl.DataFrame:
+        raise NotImplementedError
+
+    def expected(self, sent: pl.DataFrame) -> pl.DataFrame:
+        return sent
+
+    def make_down(self) -> Sink:
+        """A sink whose destination is unreachable."""
+        raise NotImplementedError(f"{type(self).__name__}: the sink has no destination that can be down")
+
+    def bring_up(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryHarness(Harness):
+    def make(self) -> Sink:
+        self.sink = MemorySink()
+        return self.sink
+
+    def read(self) -> pl.DataFrame:
+        got = self.sink.frame()
+        return got if got.width else pl.DataFrame(schema=pl.from_arrow(schema.SCHEMA.empty_table()).schema)  # type: ignore[union-attr]
+
+
+class LakeHarness(Harness):
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.url = str(tmp / "lake")
+
+    def make(self) -> Sink:
+        return LakeSink(self.url, retry_seconds=0.01)
+
+    def read(self) -> pl.DataFrame:
+        return lake.scan(self.url).collect()
+
+    def make_down(self) -> Sink:
+        (self.tmp / "blocked").write_text("a file where the lake's folder should be")
+        self.url = str(self.tmp / "blocked" / "lake")
+        return LakeSink(self.url, retry_seconds=0.01)
+
+    def bring_up(self) -> None:
+        (self.tmp / "blocked").unlink()
+
+
+class MetricsHarness(Harness):
+    SPEC: ClassVar[dict[str, Any]] = {"metricName": "conformance_bytes_total", "type": "Counter", "valueField": "Bytes",
+            "labels": ["SrcAddr", "DstAddr"]}
+
+    def make(self) -> Sink:
+        self.registry = CollectorRegistry()
+        cfg = MetricsConfig(prefix="conf_", include=[], definitions=[self.SPEC])  # type: ignore[list-item]
+        self.sink = MetricsSink(cfg, registry=self.registry)
+        return self.sink
+
+    def read(self) -> pl.DataFrame:
+        """What the collector renders (through a registry of its own: `close` unregisters it from the sink's)."""
+        registry = CollectorRegistry()
+        registry.register(self.sink.collector)
+        rows = [{"SrcAddr": s.labels["SrcAddr"], "DstAddr": s.labels["DstAddr"], "Bytes": int(s.value)}
+                for fam in text_string_to_metric_families(generate_latest(registry).decode())
+                for s in fam.samples if s.name == "conf_conformance_bytes_total"]
+        return _sorted(pl.DataFrame(rows, schema={"SrcAddr": pl.String, "DstAddr": pl.String, "Bytes": pl.Int64}))
+
+    def expected(self, sent: pl.DataFrame) -> pl.DataFrame:
+        return _sorted(sent.group_by("SrcAddr", "DstAddr").agg(pl.col("Bytes").sum().cast(pl.Int64)))
+
+    def close(self) -> None:
+        if hasattr(self, "sink"):
+            self.sink.close()
+
+
+class LokiHarness(Harness):
+    def __init__(self, server: victorialogs.VictoriaLogs, fmt: str) -> None:
+        self.server, self.fmt = server, fmt
+        self.tenant = victorialogs.new_tenant()
+
+    def config(self, **kw: Any) -> LokiConfig:
+        base: dict[str, Any] = {"url": self.server.push_url, "format": self.fmt, "tenant_id": self.tenant,
+                                "min_backoff_seconds": 0.01, "max_backoff_seconds": 0.05}
+        return LokiConfig(**{**base, **kw})
+
+    def make(self) -> Sink:
+        return LokiSink(self.config())
+
+    def make_down(self) -> Sink:
+        return LokiSink(self.config(url=f"http://127.0.0.1:{victorialogs.free_port()}/insert/loki/api/v1/push"))
+
+    def read(self) -> pl.DataFrame:
+        got = self.server.query(self.tenant)
+        return _loki_frame([(_labels_of(e), victorialogs.time_ns(e["_time"]), e["_msg"]) for e in got])
+
+    def expected(self, sent: pl.DataFrame) -> pl.DataFrame:
+        return _loki_frame(expected_entries(sent, LokiConfig()))
+
+
+def expected_entries(sent: pl.DataFrame, cfg: LokiConfig) -> list[tuple[dict[str, str], int, str]]:
+    """(labels, ns, line) of each flow, computed row by row in Python: an oracle independent of the sink."""
+    label_names = list(dict.fromkeys(cfg.labels + cfg.extra_labels))
+    out = []
+    for row in sent.to_dicts():
+        labels = {k: str(row[k]) for k in label_names if row.get(k) not in (None, "")}
+        labels.update(cfg.static_labels)
+        body = {k: v for k, v in row.items() if k not in label_names and v is not None}
+        if "Flags" in body:
+            body["Flags"] = [n for n, bit in flags.TCP_FLAGS.items() if body["Flags"] & bit]
+        out.append((labels, row["TimeFlowEndMs"] * 1_000_000, json.dumps(body)))
+    return out
+
+
+def _labels_of(entry: dict[str, Any]) -> dict[str, str]:
+    return {k: v for k, v in entry.items() if not k.startswith("_")}
+
+
+def _loki_frame(entries: list[tuple[dict[str, str], int, str]]) -> pl.DataFrame:
+    frame = pl.DataFrame({"labels": [json.dumps(lb, sort_keys=True) for lb, _, _ in entries],
+                          "ts_ns": [ts for _, ts, _ in entries],
+                          "line": [json.dumps(json.loads(line), sort_keys=True) for _, _, line in entries]},
+                         schema={"labels": pl.String, "ts_ns": pl.Int64, "line": pl.String})
+    return frame.sort(frame.columns)
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns)
+
+
+def sort_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Flow rows in a canonical order (for sinks that do not keep write order)."""
+    keys = [c for c, dtype in frame.schema.items() if not dtype.is_nested()]
+    return frame.sort(keys, nulls_last=True) if keys and frame.height else frame
+
+
+def victorialogs_exe() -> Path:
+    """The binary, built on demand; FLOWLAKE_VICTORIALOGS points at another one."""
+    override = os.environ.get("FLOWLAKE_VICTORIALOGS")
+    return Path(override) if override else victorialogs.binary()
