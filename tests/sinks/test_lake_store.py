@@ -131,10 +131,12 @@ def test_readers_never_see_duplicates_or_gaps_while_compacting(tmp_path: Path) -
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        for round_ in range(6):  # compact, then delete the replaced files (grace 0), late files in between
-            maintenance.compact(url, now_ms=now_ms(), grace_seconds=0)
+        # Compact, late files in between; replaced files are deleted once superseded for longer than the
+        # grace period, which must outlast a read that listed them (0 would delete under the reader).
+        for round_ in range(6):
+            maintenance.compact(url, now_ms=now_ms(), grace_seconds=0.5)
             _publish(url, 10, 100 + round_)
-            time.sleep(0.02)
+            time.sleep(0.2)
     finally:
         stop.set()
         reader.join()
