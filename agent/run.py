@@ -87,6 +87,7 @@ class Agent:
             filters=bool(self.rules), offsets=offsets)
         self._events: list[bytes] = []
         self._events_lock = threading.Lock()
+        self._consume_asked, self._consume_done = threading.Event(), threading.Event()
         self._attach_lock = threading.Lock()  # the link watcher and the initial enumeration race
         self.watcher: interfaces.Watcher | None = None
         self.attacher: attach.Attacher | None = None
@@ -234,9 +235,24 @@ class Agent:
             self._events.append(ct.string_at(data, size))
 
     def _poll_ring(self) -> None:
-        """Read the fallback ring buffer continuously, so a burst never waits for the next drain."""
+        """Read the fallback ring buffer continuously, so a burst never waits for the next drain.
+
+        A drain asks for one last non-blocking pass (only this thread touches the ring: bcc's ring
+        buffer is not safe to read from two threads), so nothing submitted before it is left behind.
+        """
         while not self._stop.is_set():
-            self.bpf.ring_buffer_poll(100)
+            self.bpf.ring_buffer_poll(50)
+            if self._consume_asked.is_set():
+                self.bpf.ring_buffer_consume()
+                self._consume_asked.clear()
+                self._consume_done.set()
+
+    def _catch_up_ring(self) -> None:
+        if self._ring_thread is None or not self._ring_thread.is_alive():
+            return
+        self._consume_done.clear()
+        self._consume_asked.set()
+        self._consume_done.wait(2.0)
 
     def drain(self) -> list[pa.RecordBatch]:
         """Empty every map into RecordBatches of the flow schema (none when nothing was seen).
@@ -246,6 +262,7 @@ class Agent:
         """
         with self._lock, metrics.DRAIN_SECONDS.time():
             mono_to_wall = time.time_ns() - time.monotonic_ns()
+            self._catch_up_ring()
             with self._events_lock:
                 raw, self._events = self._events, []
             events = np.frombuffer(b"".join(raw), records.EVENT) if raw else np.zeros(0, records.EVENT)
