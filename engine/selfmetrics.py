@@ -60,6 +60,12 @@ TABLE: tuple[MetricDoc, ...] = (
     MetricDoc("flowlake_api_rows_scanned_total", "counter", ("route",), "lake rows scanned by queries"),
     MetricDoc("flowlake_api_bad_requests_total", "counter", ("route", "parameter"),
               "requests rejected for a bad parameter"),
+    MetricDoc("flowlake_flight_requests_total", "counter", ("kind", "status"),
+              "Flight query calls (kind: flows, metrics, topology, sql, ticket = unparsable, or the Flight method "
+              "for auth failures; status: ok, bad_request, unauthenticated, error)"),
+    MetricDoc("flowlake_flight_rows_total", "counter", ("kind",), "rows streamed by Flight query calls"),
+    MetricDoc("flowlake_flight_bad_requests_total", "counter", ("kind", "parameter"),
+              "Flight tickets rejected for bad input (parameter: the ticket key at fault, sql for bad SQL)"),
     MetricDoc("flowlake_synth_flows_total", "counter", ("output",), "synthetic flows generated"),
     MetricDoc("flowlake_metrics_series", "gauge", ("metric",),
               "series held per flow metric (docs/flow-metrics.md), after expiry and metrics.max_series"),
@@ -148,6 +154,9 @@ API_REQUESTS: Counter = _M["flowlake_api_requests_total"]  # type: ignore[assign
 API_SECONDS: Histogram = _M["flowlake_api_request_seconds"]  # type: ignore[assignment]
 API_ROWS_SCANNED: Counter = _M["flowlake_api_rows_scanned_total"]  # type: ignore[assignment]
 API_BAD_REQUESTS: Counter = _M["flowlake_api_bad_requests_total"]  # type: ignore[assignment]
+FLIGHT_REQUESTS: Counter = _M["flowlake_flight_requests_total"]  # type: ignore[assignment]
+FLIGHT_ROWS: Counter = _M["flowlake_flight_rows_total"]  # type: ignore[assignment]
+FLIGHT_BAD_REQUESTS: Counter = _M["flowlake_flight_bad_requests_total"]  # type: ignore[assignment]
 SYNTH_FLOWS: Counter = _M["flowlake_synth_flows_total"]  # type: ignore[assignment]
 METRICS_SERIES: Gauge = _M["flowlake_metrics_series"]  # type: ignore[assignment]
 METRICS_REFUSED: Counter = _M["flowlake_metrics_refused_series_total"]  # type: ignore[assignment]
