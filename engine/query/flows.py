@@ -14,7 +14,8 @@ import polars as pl
 
 from flowlake.engine import schema
 from flowlake.engine.errors import FilterError, FlowlakeError
-from flowlake.engine.query import filters
+from flowlake.engine.query import filters, tenancy
+from flowlake.engine.query.tenancy import Scope
 from flowlake.engine.store import lake
 
 PacketLoss = Literal["all", "dropped", "hasDrops", "sent"]
@@ -53,23 +54,32 @@ class FlowQuery:
                              "swap them or widen the range", "end_ms")
         if not 1 <= self.limit <= MAX_LIMIT:
             raise QueryError(f"limit must be between 1 and {MAX_LIMIT}, got {self.limit}", "limit")
-        if self.packet_loss not in PACKET_LOSS:
-            raise QueryError(f"packet loss mode {self.packet_loss!r} is not one of "
-                             f"{', '.join(PACKET_LOSS)}", "packet_loss")
-        if self.record_type not in RECORD_TYPES:
-            raise QueryError(f"record type {self.record_type!r} is not one of "
-                             f"{', '.join(RECORD_TYPES)}", "record_type")
         if self.sort_by not in schema.BY_NAME:
-            raise QueryError(f"cannot sort by {self.sort_by!r}: not a flow field", "sort_by")
+            raise QueryError(f"cannot sort by {self.sort_by!r}: not a flow field (see docs/flows-format.md)",
+                             "sort_by")
         self.predicate()  # a bad filter string fails here, before any file is opened
 
     def predicate(self) -> pl.Expr:
         """Filters, packet-loss mode and record type as one expression (pushed into the scan)."""
-        try:
-            expr = filters.compile_filters(self.filters)
-        except FilterError as exc:
-            raise QueryError(str(exc), "filters", exc.position) from exc
-        return expr & _packet_loss(self.packet_loss) & _record_type(self.record_type)
+        return row_predicate(self.filters, self.packet_loss, self.record_type)
+
+
+def row_predicate(text: str, packet_loss: str, record_type: str) -> pl.Expr:
+    """The filter string, packet-loss mode and record type as one expression; `QueryError` if bad.
+
+    Shared by every query kind (flows, metrics, topology, export, health) so they select the same rows.
+    """
+    if packet_loss not in PACKET_LOSS:
+        raise QueryError(f"packet loss mode {packet_loss!r} is not one of {', '.join(PACKET_LOSS)}",
+                         "packet_loss")
+    if record_type not in RECORD_TYPES:
+        raise QueryError(f"record type {record_type!r} is not one of {', '.join(RECORD_TYPES)}",
+                         "record_type")
+    try:
+        expr = filters.compile_filters(text)
+    except FilterError as exc:
+        raise QueryError(str(exc), "filters", exc.position) from exc
+    return expr & _packet_loss(packet_loss) & _record_type(record_type)
 
 
 def _packet_loss(mode: str) -> pl.Expr:
@@ -102,8 +112,8 @@ class QueryStats:
     query_time_ms: float
 
 
-def run_flows(lake_url: str, q: FlowQuery) -> tuple[pl.DataFrame, QueryStats]:
-    """The first `q.limit` matching flows in sort order, and what it cost.
+def run_flows(lake_url: str, q: FlowQuery, scope: Scope = None) -> tuple[pl.DataFrame, QueryStats]:
+    """The first `q.limit` matching flows in sort order that `scope` may see, and what it cost.
 
     Lazy end to end: hour partitions outside the range are never opened, the predicate is pushed into
     the Parquet scan, and sort+head runs as a top-k, so only limit+1 rows are materialized. The
@@ -112,7 +122,7 @@ def run_flows(lake_url: str, q: FlowQuery) -> tuple[pl.DataFrame, QueryStats]:
     t0 = time.perf_counter()
     scan = lake.open_scan(lake_url, q.start_ms, q.end_ms)
     frame = (
-        scan.frame
+        tenancy.restrict(scan.frame, scope)
         .filter(q.predicate())
         .sort(q.sort_by, descending=q.descending, nulls_last=True)
         .head(q.limit + 1)
