@@ -24,6 +24,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
     p.add_argument("--feed", default=None, metavar="NAME",
                    help="what feeds the lake, reported by /api/status (`flowlake up` passes synthetic)")
+    p.add_argument("--flight-port", type=int, default=None, metavar="PORT",
+                   help="Arrow Flight query service port (flows, metrics, topology, SQL for notebooks and the "
+                        "Python client; docs/flight.md); default 8815, 0 disables it")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (default info)")
     return p
@@ -35,6 +38,44 @@ def run(args: argparse.Namespace) -> int:
 
     from flowlake.api.app import create_app
 
-    app = create_app(args.lake, status_info={"feed": args.feed} if args.feed else None)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    status_info: dict[str, Any] = {"feed": args.feed} if args.feed else {}
+    flight = _start_flight(args, status_info)
+    app = create_app(args.lake, status_info=status_info or None)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        if flight is not None:
+            flight.shutdown()  # uvicorn returned on SIGTERM/Ctrl-C: stop the gRPC server with it
     return 0
+
+
+def _start_flight(args: argparse.Namespace, status_info: dict[str, Any]) -> Any:
+    """The Flight query service beside the HTTP API, or None when disabled.
+
+    A port given with --flight-port must bind (else the command fails); the default 8815 being taken
+    only logs an error, so a second `flowlake api` on one machine still serves HTTP.
+    """
+    import logging
+
+    from flowlake.api import flight_service
+    from flowlake.engine.errors import FlowlakeError
+
+    port = flight_service.DEFAULT_PORT if args.flight_port is None else args.flight_port
+    if port == 0:
+        status_info["flight"] = "disabled (--flight-port 0)"
+        return None
+    tokens = None
+    if getattr(args, "tokens", None):  # the same bearer tokens as the HTTP API (`--tokens FILE`)
+        from flowlake.api.auth import TokenStore
+
+        tokens = TokenStore.from_file(args.tokens)
+    try:
+        server = flight_service.start(args.host, port, args.lake, tokens)
+    except FlowlakeError as exc:
+        if args.flight_port is not None:
+            raise
+        logging.getLogger("flowlake.api").error("%s", exc)
+        status_info["flight"] = f"not running: {exc}"
+        return None
+    status_info["flight"] = f"grpc://{args.host}:{server.port}"
+    return server

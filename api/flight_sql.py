@@ -1,0 +1,106 @@
+"""SQL over the `flows` table for the Flight query service (`api.flight_service`), through Polars SQL.
+
+The `flows` table is the lake's LazyFrame, already cut to the caller's tenant scope and time range,
+so whatever the SQL does it only sees those rows. Polars SQL can also read files by itself through
+table functions (`read_parquet('...')`, `read_csv(...)`, quoted or not), which would step outside
+that frame; they are refused in two independent ways: a lexical check rejects any `read_*` call and
+anything but one SELECT/WITH statement, and the final plan may only scan what the `flows` frame scans.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from flowlake.api.flight_ticket import TicketError
+
+# One token of SQL: comments and literals are matched first, so `read_csv` inside a string is harmless.
+_TOKEN = re.compile(r"""
+    (?P<comment>--[^\n]*|/\*.*?(?:\*/|$))
+  | (?P<string>'(?:[^']|'')*(?:'|$))
+  | (?P<quoted>"(?:[^"]|"")*(?:"|$)|`[^`]*(?:`|$))
+  | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+  | (?P<other>\S)
+""", re.VERBOSE | re.DOTALL)
+_SCAN = re.compile(r"(?m)^\s*(\w+ SCAN.*)$")
+_LINE_COL = re.compile(r"Line: (\d+), Column: (\d+)")
+_QUOTED_NAME = re.compile(r"""(?:column|function|relation|table)\s+["'](\w+)["']""")
+TABLE = "flows"
+
+
+def _tokens(sql: str) -> list[tuple[str, str, int]]:
+    """(kind, text, offset) of every token except comments; a quoted identifier's text is its name."""
+    out = []
+    for m in _TOKEN.finditer(sql):
+        kind = m.lastgroup or "other"
+        text = m.group()
+        if kind == "comment":
+            continue
+        if kind == "quoted":
+            kind, text = "word", text[1:-1].replace('""', '"')
+        out.append((kind, text, m.start()))
+    return out
+
+
+def check(sql: str) -> None:
+    """Refuse anything but one SELECT/WITH statement over `flows`, and every file-reading table function."""
+    tokens = _tokens(sql)
+    if not tokens:
+        raise TicketError("sql is empty; send e.g. SELECT count(*) FROM flows", "sql", 0)
+    first = tokens[0]
+    if not (first[0] == "word" and first[1].upper() in ("SELECT", "WITH")):
+        raise TicketError(f"only SELECT queries over the `{TABLE}` table are allowed (found "
+                          f"{first[1]!r} at position {first[2]})", "sql", first[2])
+    for i, (kind, text, pos) in enumerate(tokens):
+        if kind == "other" and text == ";" and any(t[0] != "other" or t[1] != ";" for t in tokens[i + 1:]):
+            raise TicketError(f"one statement per query (found ';' at position {pos})", "sql", pos)
+        if kind == "word" and text.lower().startswith("read_"):
+            raise TicketError(f"{text}(...) at position {pos} reads files outside the `{TABLE}` table; query "
+                              f"the `{TABLE}` table only", "sql", pos)
+
+
+def _scans(frame: pl.LazyFrame) -> list[str]:
+    return sorted(m.group(1).strip() for m in _SCAN.finditer(frame.explain(optimized=False)))
+
+
+def execute(flows: pl.LazyFrame, sql: str) -> pl.LazyFrame:
+    """The lazy result of `sql` over `flows`; its schema is resolved here, so bad SQL fails before streaming."""
+    check(sql)
+    ctx = pl.SQLContext(frames={TABLE: flows}, register_globals=False, eager=False)
+    try:
+        result = ctx.execute(sql)
+        result.collect_schema()
+        allowed = set(_scans(flows))
+        outside = [s for s in _scans(result) if s not in allowed]
+    except pl.exceptions.PolarsError as exc:
+        raise sql_error(sql, exc) from exc
+    if outside:  # the lexical check should have caught it; this is the backstop
+        raise TicketError(f"the query reads data outside the `{TABLE}` table; query `{TABLE}` only", "sql")
+    return result
+
+
+def sql_error(sql: str, exc: Exception) -> TicketError:
+    """A TicketError with Polars' reason (without its plan dump, which names lake files) and a position."""
+    reason = str(exc).split("\n\nResolved plan", 1)[0].split("\n\nThis error occurred", 1)[0].strip()
+    reason = reason.split("\n")[0] if "sql parser error" in reason else reason
+    position = _position(sql, reason)
+    where = f" at position {position}" if position is not None else ""
+    return TicketError(f"bad SQL{where}: {reason}", "sql", position)
+
+
+def _position(sql: str, reason: str) -> int | None:
+    """0-based offset of the problem: from the parser's Line/Column, the name it quotes, or the end (EOF)."""
+    m = _LINE_COL.search(reason)
+    if m:
+        line, col = int(m.group(1)), int(m.group(2))
+        lines = sql.split("\n")
+        return min(len(sql), sum(len(x) + 1 for x in lines[:line - 1]) + col - 1)
+    if "found: EOF" in reason:
+        return len(sql.rstrip())
+    m = _QUOTED_NAME.search(reason)
+    if m:
+        for kind, text, pos in _tokens(sql):
+            if kind == "word" and text.lower() == m.group(1).lower():
+                return pos
+    return None

@@ -1,0 +1,117 @@
+"""Flight query service answers (flows, SQL, metrics, topology, list_flights) against the generator's truth.
+
+The server runs in this process on loopback; the client is `flowlake.engine.client` over real gRPC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pyarrow.flight as flight
+import pytest
+
+import flowlake.engine as fl
+from flowlake.engine import schema
+from flowlake.engine.query import timeseries, topology
+from tests.flight.conftest import END_MS, START_MS
+
+
+def by_pair(frame: pl.DataFrame, src: str, dst: str, value: str) -> dict[tuple[Any, Any], int]:
+    return {(s, d): int(v) for s, d, v in frame.select(src, dst, value).iter_rows()}
+
+
+def test_list_flights_describes_the_flows_table(url: str) -> None:
+    tables = fl.connect(url).tables()
+    assert list(tables) == ["flows"]
+    assert tables["flows"].equals(schema.SCHEMA)
+
+
+def test_sql_aggregation_matches_generator_truth(url: str, world: dict[str, Any]) -> None:
+    got = fl.connect(url).sql(
+        "SELECT SrcK8S_Namespace AS src, DstK8S_Namespace AS dst, count(*) AS n, sum(Bytes) AS b "
+        "FROM flows GROUP BY SrcK8S_Namespace, DstK8S_Namespace")
+    want = world["truth"].group_by("src_ns", "dst_ns").agg(pl.len().alias("n"), pl.col("bytes").sum())
+    assert by_pair(got, "src", "dst", "b") == by_pair(want, "src_ns", "dst_ns", "bytes")
+    assert by_pair(got, "src", "dst", "n") == by_pair(want, "src_ns", "dst_ns", "n")
+    assert int(got["n"].sum()) == world["synth"].num_rows
+
+
+def test_sql_time_range_bounds_the_table(url: str, world: dict[str, Any]) -> None:
+    mid = START_MS + 3_600_000
+    got = fl.connect(url).sql("SELECT count(*) AS n FROM flows", start=mid / 1000, end=END_MS / 1000)
+    ends = world["synth"].batch.column("TimeFlowEndMs").to_numpy()
+    assert got["n"][0] == int((ends >= mid).sum())
+
+
+def test_flows_stream_every_matching_row_with_chosen_columns(url: str, world: dict[str, Any]) -> None:
+    client = fl.connect(url)
+    everything = client.flows(columns=["SrcK8S_Namespace", "Bytes"])
+    assert everything.columns == ["SrcK8S_Namespace", "Bytes"]
+    assert everything.height == world["synth"].num_rows
+    shop = client.flows(filters='namespace="shop"', columns=["SrcK8S_Namespace", "DstK8S_Namespace"])
+    t = world["truth"]
+    assert shop.height == t.filter((pl.col("src_ns") == "shop") | (pl.col("dst_ns") == "shop")).height
+
+
+def test_flows_limit_returns_the_newest(url: str, world: dict[str, Any]) -> None:
+    got = fl.connect(url).flows(limit=7, columns=["TimeFlowEndMs"])
+    ends = sorted(world["synth"].batch.column("TimeFlowEndMs").to_pylist(), reverse=True)[:7]
+    assert got["TimeFlowEndMs"].to_list() == ends
+
+
+def test_metrics_equal_the_engine_query(url: str, world: dict[str, Any]) -> None:
+    got = fl.connect(url).metrics(aggregate_by="namespace", function="sum", step=3600,
+                                  start=START_MS / 1000, end=END_MS / 1000, top=10)
+    want, _ = timeseries.run_metrics(world["lake"], timeseries.MetricQuery(
+        start_ms=START_MS, end_ms=END_MS, aggregate_by="namespace", function="sum", step_s=3600, top=10))
+    assert got.equals(want)
+    assert got.height > 0
+
+
+def test_metrics_without_a_range_cover_the_whole_lake(url: str, world: dict[str, Any]) -> None:
+    got = fl.connect(url).metrics(aggregate_by="app", type="Flows", function="count", step=3600)
+    assert int(got["value"].sum()) == world["synth"].num_rows
+
+
+def test_topology_nodes_and_edges_equal_the_engine_query(url: str, world: dict[str, Any]) -> None:
+    got = fl.connect(url).topology(scope="namespace", start=START_MS / 1000, end=END_MS / 1000)
+    nodes, edges, _ = topology.run_topology(world["lake"], topology.TopologyQuery(
+        start_ms=START_MS, end_ms=END_MS, scope_level="namespace"))
+    assert got.nodes.equals(nodes)
+    assert got.edges.equals(edges)
+    assert edges.height > 0
+
+
+def test_get_flight_info_gives_schema_and_a_ticket(url: str) -> None:
+    client = flight.FlightClient(url)
+    cmd = b'{"kind": "sql", "sql": "SELECT SrcAddr, Bytes FROM flows LIMIT 3"}'
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd))
+    assert info.schema.names == ["SrcAddr", "Bytes"]
+    table = client.do_get(info.endpoints[0].ticket).read_all()
+    assert table.num_rows == 3
+    whole = client.get_flight_info(flight.FlightDescriptor.for_path("flows"))
+    assert whole.schema.equals(schema.SCHEMA)
+
+
+def test_camel_case_keys_are_accepted(url: str, world: dict[str, Any]) -> None:
+    got = fl.connect(url).query({"kind": "flows", "startTime": START_MS / 1000, "endTime": END_MS / 1000,
+                                 "columns": ["Bytes"], "packetLoss": "all"})
+    assert got.height == world["synth"].num_rows
+
+
+@pytest.mark.parametrize(("ticket", "parameter"), [
+    ({"kind": "nope"}, "kind"),
+    ({"kind": "flows", "colums": ["Bytes"]}, "colums"),
+    ({"kind": "flows", "columns": ["NotAField"]}, "columns"),
+    ({"kind": "flows", "start_time": 10, "end_time": 5}, "end_time"),
+    ({"kind": "flows", "filters": "namespace="}, "filters"),
+    ({"kind": "metrics", "type": "Bogus"}, "type"),
+    ({"kind": "topology", "scope": "galaxy"}, "scope"),
+    ({"kind": "sql"}, "sql"),
+], ids=["kind", "unknown-key", "column", "range", "filters", "metric-type", "scope", "no-sql"])
+def test_bad_tickets_name_the_parameter(url: str, ticket: dict[str, Any], parameter: str) -> None:
+    with pytest.raises(fl.client.QueryError) as err:
+        fl.connect(url).query(ticket)
+    assert err.value.parameter == parameter
+    assert str(err.value)
