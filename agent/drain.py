@@ -38,14 +38,28 @@ class MapDrainer:
             return chunks[0]
         return np.concatenate([k for k, _ in chunks]), np.concatenate([v for _, v in chunks])
 
-    def chunks(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Empty the map `size` entries at a time, yielding each (keys, values) chunk as it is read.
+    @property
+    def buckets(self) -> int:
+        """Hash buckets of the map: the kernel rounds max_entries up to a power of two."""
+        return 1 << max(self.max_entries - 1, 0).bit_length()
+
+    def ranges(self, parts: int) -> list[tuple[int, int]]:
+        """`parts` disjoint bucket ranges covering the map, for readers that drain it in parallel."""
+        step = -(-self.buckets // parts)
+        return [(lo, min(lo + step, self.buckets)) for lo in range(0, self.buckets, step)]
+
+    def chunks(self, size: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Empty buckets [start, stop) of the map `size` entries at a time, yielding each (keys, values)
+        chunk as it is read.
 
         The kernel call runs without the GIL (ctypes), so a consumer converting the previous chunk
-        in another thread overlaps with the next syscall.
+        in another thread overlaps with the next syscall. The batch token of a hash map is the next
+        bucket index, so several readers can start at different buckets and walk the map at once; a
+        reader may run past `stop` within its last call, which only finds buckets the next reader
+        already emptied (each bucket is copied and emptied under its lock, so no entry is read twice).
         """
-        in_batch, out_batch = ct.c_uint32(0), ct.c_uint32(0)
-        first = True
+        stop = self.buckets if stop is None else stop
+        in_batch, out_batch = ct.c_uint32(start), ct.c_uint32(0)
         while True:
             keys = np.empty(size, self.key_dtype)
             values = np.empty(size, self.value_dtype)
@@ -54,13 +68,13 @@ class MapDrainer:
             while got < size:
                 count = ct.c_uint32(size - got)
                 res = self._lib.bpf_lookup_and_delete_batch(
-                    self.fd, None if first else ct.byref(in_batch), ct.byref(out_batch),
+                    self.fd, ct.byref(in_batch), ct.byref(out_batch),
                     ct.c_void_p(keys.ctypes.data + got * keys.dtype.itemsize),
                     ct.c_void_p(values.ctypes.data + got * values.dtype.itemsize), ct.byref(count))
                 err = ct.get_errno()
                 got += count.value
                 if res != 0:
-                    if err == errno.ENOENT:  # the map is empty now: this batch was the last
+                    if err == errno.ENOENT:  # the walk reached the last bucket: this batch was the last
                         done = True
                         break
                     if err == errno.ENOSPC:  # the next bucket does not fit in what is left of the chunk
@@ -69,8 +83,7 @@ class MapDrainer:
                         break
                     raise DrainError(err, f"draining BPF map {self.name}: {os.strerror(err)}")
                 in_batch.value = out_batch.value
-                first = False
-                if count.value == 0:
+                if count.value == 0 or out_batch.value >= stop:
                     done = True
                     break
             if got:

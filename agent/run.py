@@ -29,6 +29,7 @@ log = logging.getLogger("flowlake.agent")
 
 FEATURES = ("PacketDrop", "DNSTracking", "FlowRTT")
 DRAIN_CHUNK = 65_536  # flows per chunk read from the kernel; one RecordBatch each
+DRAIN_READERS = 2  # threads reading disjoint bucket ranges of the flow map (the syscall runs without the GIL)
 KERNEL_COUNTERS = ("ringbuf_fallback", "ringbuf_lost", "filter_reject", "filter_accept", "ifaces_missed",
                    "dns_no_request", "drop_unparsed")
 
@@ -268,27 +269,35 @@ class Agent:
             events = np.frombuffer(b"".join(raw), records.EVENT) if raw else np.zeros(0, records.EVENT)
             feats = {name: d.drain() for name, d in self._drainers.items() if name != "flows"}
             index = {name: merge.Index(*kv) for name, kv in feats.items()}
-            chunks: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue(maxsize=2)
+            chunks: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue(maxsize=4)
 
             failure: list[BaseException] = []
 
-            def produce() -> None:
+            def produce(start: int, stop: int) -> None:
                 try:
-                    for chunk in self._drainers["flows"].chunks(DRAIN_CHUNK):
+                    for chunk in self._drainers["flows"].chunks(DRAIN_CHUNK, start, stop):
                         chunks.put(chunk)
                 except BaseException as exc:  # handed to the draining thread, raised there
                     failure.append(exc)
                 finally:
                     chunks.put(None)
 
-            reader = threading.Thread(target=produce, name="flowlake-drain", daemon=True)
-            reader.start()
+            # The kernel's lookup-and-delete is the costliest part: readers walk halves of the map at once.
+            readers = [threading.Thread(target=produce, args=r, name="flowlake-drain", daemon=True)
+                       for r in self._drainers["flows"].ranges(DRAIN_READERS)]
+            for reader in readers:
+                reader.start()
             futures, seen = [], []
-            while (chunk := chunks.get()) is not None:
+            running = len(readers)
+            while running:
+                if (chunk := chunks.get()) is None:
+                    running -= 1
+                    continue
                 keys, stats = chunk
                 seen.append(keys)
                 futures.append(self._convert.submit(self._batch, keys, stats, index, mono_to_wall))
-            reader.join()
+            for reader in readers:
+                reader.join()
             batches = [f.result() for f in futures]
             if failure:
                 raise failure[0]
