@@ -8,14 +8,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 APT_PKGS := python3-bpfcc python3-venv python3-dev linux-headers-$(ARCH) bpftool iproute2 ca-certificates \
-  prometheus dnsmasq-base iperf3 nftables ethtool openssl openjdk-17-jre-headless maven
+  prometheus dnsmasq-base iperf3 nftables ethtool openssl openjdk-17-jre-headless maven chromium
 KREL := $(shell uname -r)
 PYTEST_ARGS ?=
 # The repo root holds a folder named operator/; never let `python -m` put the root on sys.path,
 # or the standard library's `operator` module is shadowed.
 export PYTHONSAFEPATH := 1
 
-.PHONY: up test install lint unit bench docs clean-venv test-servers victorialogs k8s-apiserver kafka-broker
+.PHONY: up test install lint unit bench docs clean-venv test-servers victorialogs k8s-apiserver kafka-broker console
 
 up: install
 	$(VENV)/bin/flowlake up
@@ -24,7 +24,7 @@ test: install lint test-servers
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
 
-install: $(VENV)/.installed kernel-headers
+install: $(VENV)/.installed kernel-headers console
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -63,6 +63,23 @@ $(VENV)/bin/pip: | $(VENV)/.apt
 $(VENV)/.installed: pyproject.toml $(VENV)/bin/pip
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[all]'
+	touch $@
+
+# The web console's front-end libraries: npm ci from the committed lock file (Node.js and npm come with
+# the machine), then their browser builds are copied into api/console/vendor/, which the API serves (no CDN).
+# Re-runs only when package-lock.json changes; node_modules/ and vendor/ are not committed.
+CONSOLE := api/console
+console: $(CONSOLE)/vendor/.stamp
+
+$(CONSOLE)/vendor/.stamp: $(CONSOLE)/package-lock.json $(CONSOLE)/package.json
+	@command -v npm >/dev/null || { echo "make console: npm not found; install Node.js 18+ with npm"; exit 1; }
+	cd $(CONSOLE) && npm ci --no-audit --no-fund --loglevel=error
+	rm -rf $(CONSOLE)/vendor && mkdir -p $(CONSOLE)/vendor
+	cp $(CONSOLE)/node_modules/uplot/dist/uPlot.esm.js $(CONSOLE)/vendor/uplot.js
+	cp $(CONSOLE)/node_modules/uplot/dist/uPlot.min.css $(CONSOLE)/vendor/uplot.css
+	cp $(CONSOLE)/node_modules/uplot/LICENSE $(CONSOLE)/vendor/uplot.LICENSE
+	cp $(CONSOLE)/node_modules/cytoscape/dist/cytoscape.esm.min.mjs $(CONSOLE)/vendor/cytoscape.js
+	cp $(CONSOLE)/node_modules/cytoscape/LICENSE $(CONSOLE)/vendor/cytoscape.LICENSE
 	touch $@
 
 # Real servers the tests start on loopback, built or fetched once into $${FLOWLAKE_CACHE:-/var/cache/flowlake}

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from flowlake.api import errors, routes_flows, routes_ops
+from flowlake.api import errors, routes_console, routes_flows, routes_ops
 from flowlake.engine import selfmetrics
 
 
@@ -27,6 +27,9 @@ def create_app(lake_url: str, *, status_info: dict[str, Any] | None = None) -> F
     errors.install(app)
     app.include_router(routes_flows.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_console.router)
+    for path, files, name in routes_console.mounts():
+        app.mount(path, files, name=name)
 
     @app.middleware("http")
     async def count_requests(request: Request,
