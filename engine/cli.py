@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "synth": "flowlake.engine.synth.cli",
     "lake": "flowlake.engine.store.cli",
     "docs": "flowlake.engine.docs",
+    "operator": "flowlake.operator.cli",
 }
 
 DESCRIPTION = """flowlake: network-flow observability as a columnar analytics engine.
