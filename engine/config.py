@@ -315,6 +315,64 @@ class KafkaExportConfig(_Strict):
     sasl: KafkaSASLConfig = Field(default_factory=KafkaSASLConfig)  # type: ignore[arg-type]
 
 
+class IpfixConfig(_Strict):
+    """The IPFIX exporter sink (`sinks: [ipfix]`): flows to an IPFIX collector (FlowCollector exporters[].ipfix)."""
+
+    target_host: str = Field("", description="collector host name or address; required by the ipfix sink")
+    target_port: int = Field(4739, ge=1, le=65535, description="collector port (IANA's IPFIX port)")
+    transport: Literal["tcp", "udp"] = Field("tcp", description="tcp: one stream, templates on each "
+                                             "connection; udp: datagrams, templates re-sent on the interval")
+    enterprise_id: int = Field(2, ge=1, le=4_294_967_295, description="private enterprise number of the "
+                               "Kubernetes elements (the reference's enterpriseID default; docs/sinks.md)")
+    observation_domain_id: int = Field(0, ge=0, le=4_294_967_295, description="Observation Domain ID in "
+                                       "every message header")
+    template_interval_seconds: float = Field(60.0, gt=0, description="re-send the templates this often "
+                                             "(FLP tplSendInterval 1m); also on every new TCP connection")
+    max_message_bytes: int = Field(0, ge=0, le=65_535, description="largest IPFIX message; 0 = 1400 for "
+                                   "udp (one datagram within a 1500 MTU), 65535 for tcp")
+    udp_messages_per_second: float = Field(0.0, ge=0, description="udp: pace datagrams to at most this "
+                                           "rate, so a burst does not overflow the collector's socket buffer "
+                                           "(UDP loses what does not fit); 0 = no pacing")
+    batch_wait_seconds: float = Field(1.0, gt=0, description="send buffered flows at least this often")
+    timeout_seconds: float = Field(5.0, gt=0, description="connect and send timeout")
+    min_backoff_seconds: float = Field(0.5, ge=0, description="first wait before a retry")
+    max_backoff_seconds: float = Field(5.0, ge=0, description="longest wait between retries")
+    max_retries: int = Field(2, ge=0, description="retries of a message over a new connection after a "
+                             "refused, reset or timed-out send; then the unsent flows are dropped and counted")
+
+
+class OtlpFieldMapping(_Strict):
+    """One renamed field of the OTLP export (FlowCollector openTelemetry.fieldsMapping[])."""
+
+    input: str = Field(description="flow field name")
+    output: str = Field(description="attribute name sent")
+    multiplier: float = Field(1.0, description="numeric values are multiplied by this (e.g. 1e-3 for ms -> s)")
+
+
+class OtlpConfig(_Strict):
+    """The OpenTelemetry sink (`sinks: [otlp]`): OTLP logs for flows and OTLP metrics for the metric set."""
+
+    target_host: str = Field("", description="OTLP receiver host (collector); required by the otlp sink")
+    target_port: int = Field(4317, ge=1, le=65535, description="4317 for grpc, usually 4318 for http")
+    protocol: Literal["grpc", "http"] = Field("grpc", description="OTLP over gRPC, or HTTP with protobuf bodies")
+    tls: bool = Field(False, description="connect with TLS (system CAs unless ca_cert_path)")
+    ca_cert_path: str = Field("", description="PEM CA of the receiver's certificate")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers (e.g. auth)")
+    fields_mapping: list[OtlpFieldMapping] = Field(default_factory=list, description="renames on top of "
+                                                   "the reference's OTel column (docs/sinks.md), which "
+                                                   "applies by default; other fields keep their flow name")
+    logs: bool = Field(True, description="send every flow as an OTLP log record")
+    metrics: bool = Field(True, description="send the metric set (section `metrics`) as OTLP metrics")
+    metrics_push_seconds: float = Field(20.0, gt=0, description="push the metrics this often "
+                                        "(pushTimeInterval)")
+    batch_wait_seconds: float = Field(1.0, gt=0, description="send buffered flows at least this often")
+    max_records_per_request: int = Field(10_000, gt=0, description="log records per export request")
+    timeout_seconds: float = Field(10.0, gt=0, description="per export request, including the exporter's "
+                                   "own retries of transient errors")
+    max_retries: int = Field(1, ge=0, description="export attempts after a failed one; then the flows are "
+                             "dropped and counted")
+
+
 class ProcessorConfig(_Strict):
     listen: str = Field("grpc://0.0.0.0:2055", description="Arrow Flight address agents send to")
     ingest: str = Field("grpc", description="where flows come from: grpc = the Arrow Flight server on "
@@ -350,6 +408,10 @@ class ProcessorConfig(_Strict):
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)  # type: ignore[arg-type]
     kafka_export: KafkaExportConfig = Field(default_factory=KafkaExportConfig,  # type: ignore[arg-type]
                                             description="settings of the kafka sink")
+    ipfix: IpfixConfig = Field(default_factory=IpfixConfig,  # type: ignore[arg-type]
+                               description="settings of the ipfix sink")
+    otlp: OtlpConfig = Field(default_factory=OtlpConfig,  # type: ignore[arg-type]
+                             description="settings of the otlp sink")
     filters: list[OutputFilterConfig] = Field(default_factory=list, description="per-output filters "
                                               "[{query, output_target, sampling}, ...]: a sink receives the "
                                               "flows kept by ANY filter of its target (each sampling its own "

@@ -23,6 +23,7 @@ from flowlake.engine.metadata.base import MetadataSource
 from flowlake.engine.metadata.static import StaticMetadata
 from flowlake.engine.query import flpexpr
 from flowlake.engine.sinks.base import Sink
+from flowlake.engine.sinks.ipfix import IpfixSink
 from flowlake.engine.sinks.kafka import KafkaExportSink
 from flowlake.engine.sinks.lake import LakeSink
 from flowlake.engine.sinks.loki import LokiSink
@@ -65,6 +66,7 @@ SINKS: dict[str, Callable[[ProcessorConfig], Sink]] = {
                                  retention_days=cfg.lake.retention_days,
                                  maintenance_seconds=cfg.lake.maintenance_seconds),
     "loki": lambda cfg: LokiSink(cfg.loki),
+    "ipfix": lambda cfg: IpfixSink(cfg.ipfix),
     "kafka": lambda cfg: KafkaExportSink(cfg.kafka_export),
     "memory": lambda cfg: MemorySink(),
     "metrics": lambda cfg: MetricsSink(cfg.metrics),

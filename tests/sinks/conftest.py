@@ -23,14 +23,16 @@ from flowlake.engine.processor import SINKS
 from flowlake.engine.stages.enrich import EnrichStage
 from flowlake.engine.synth import generate, make_cluster
 from tests.conftest import BASE_MS, make_batch
-from tests.sinks import harnesses, victorialogs
+from tests.sinks import goflow2, harnesses, victorialogs
 
 VARIANTS: dict[str, list[str]] = {"lake": ["lake"], "memory": ["memory"], "metrics": ["metrics"],
-                                  "loki": ["loki-json", "loki-protobuf"]}
+                                  "loki": ["loki-json", "loki-protobuf"], "ipfix": ["ipfix-udp", "ipfix-tcp"]}
 # (variant or sink name, test name or "*") -> why the sink cannot pass it; each becomes a strict xfail.
 GAPS: dict[tuple[str, str], str] = {
     ("memory", "test_destination_down"): "the memory sink has no destination that can fail",
     ("metrics", "test_destination_down"): "metrics are scraped from memory: no destination that can fail",
+    ("ipfix-udp", "test_destination_down"): "UDP has no acknowledgement: a collector that is down is noticed "
+                                             "only through ICMP errors on later datagrams (ipfix-tcp covers it)",
 }
 for _name in SINKS:
     if _name not in VARIANTS:
@@ -87,6 +89,19 @@ def victorialogs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[vi
     server.kill()
 
 
+@pytest.fixture(scope="session")
+def goflow2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[goflow2.GoFlow2]:
+    """goflow2 on loopback; skips without it, fails under FLOWLAKE_REQUIRE_GOFLOW2=1."""
+    try:
+        server = goflow2.GoFlow2(goflow2.binary(), tmp_path_factory.mktemp("goflow2")).start()
+    except goflow2.Unavailable as exc:
+        if goflow2.REQUIRE:
+            pytest.fail(f"{exc} (FLOWLAKE_REQUIRE_GOFLOW2=1 makes this a failure)", pytrace=False)
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=_variants())
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[harnesses.Harness]:
     variant: str = request.param
@@ -99,6 +114,10 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[harnesse
         h = harnesses.MetricsHarness()
     elif variant.startswith("loki-"):
         h = harnesses.LokiHarness(request.getfixturevalue("victorialogs_server"), variant.removeprefix("loki-"))
+    elif variant == "ipfix-udp":
+        h = harnesses.Goflow2Harness(request.getfixturevalue("goflow2_server"))
+    elif variant == "ipfix-tcp":
+        h = harnesses.IpfixTcpHarness()
     else:
         h = harnesses.Harness()  # every scenario raises NotImplementedError: a strict xfail from GAPS
     yield h

@@ -6,7 +6,8 @@ suite's GAPS table turns into a strict xfail. `read` and `expected` return the s
 so one comparison serves every sink:
 - memory: `.frame()`; lake: `engine.store.lake.scan`; both the flow columns as written;
 - metrics: a counter of Bytes by SrcAddr/DstAddr scraped from its collector vs the same group_by;
-- loki: VictoriaLogs' LogsQL API: (labels, timestamp, line as parsed JSON) vs the flow computed in Python.
+- loki: VictoriaLogs' LogsQL API: (labels, timestamp, line as parsed JSON) vs the flow computed in Python;
+- ipfix-udp: goflow2's JSON, ipfix-tcp: the RFC 7011 test decoder; both vs `ipfix_view.expected`.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flowlake.engine import schema
-from flowlake.engine.config import LokiConfig, MetricsConfig
+from flowlake.engine.config import IpfixConfig, LokiConfig, MetricsConfig
 from flowlake.engine.query import flags
 from flowlake.engine.sinks.base import Sink
+from flowlake.engine.sinks.ipfix import IpfixSink
 from flowlake.engine.sinks.lake import LakeSink
 from flowlake.engine.sinks.loki import LokiSink
 from flowlake.engine.sinks.memory import MemorySink
 from flowlake.engine.sinks.metrics import MetricsSink
 from flowlake.engine.store import lake
-from tests.sinks import victorialogs
+from tests.sinks import goflow2, ipfix_collector, ipfix_view, victorialogs
 
 
 class Harness:
@@ -134,6 +136,57 @@ class LokiHarness(Harness):
 
     def expected(self, sent: pl.DataFrame) -> pl.DataFrame:
         return _loki_frame(expected_entries(sent, LokiConfig()))
+
+
+# goflow2 leaves its socket buffer at the kernel default (~200 KiB, about 90 datagrams); on two busy cores
+# a burst of a few hundred datagrams overflows it, so the tests pace UDP as a deployment would
+GOFLOW2_PACE = 4_000.0
+
+
+class Goflow2Harness(Harness):
+    """IPFIX over UDP to goflow2; reads the JSON lines it wrote since the harness was made."""
+
+    def __init__(self, server: goflow2.GoFlow2) -> None:
+        self.server = server
+        self.mark = server.mark()
+
+    def make(self) -> Sink:
+        return IpfixSink(IpfixConfig(target_host="127.0.0.1", target_port=self.server.port, transport="udp",
+                                     udp_messages_per_second=GOFLOW2_PACE))
+
+    def read(self) -> pl.DataFrame:
+        return ipfix_view.sort(ipfix_view.from_goflow2(self.server.lines_since(self.mark)))
+
+    def expected(self, sent: pl.DataFrame) -> pl.DataFrame:
+        return ipfix_view.sort(ipfix_view.expected(sent))
+
+
+class IpfixTcpHarness(Harness):
+    """IPFIX over TCP to the RFC 7011 test decoder (goflow2 has no TCP listener)."""
+
+    def __init__(self) -> None:
+        self.collector = ipfix_collector.Collector("tcp")
+
+    def config(self, port: int) -> IpfixConfig:
+        return IpfixConfig(target_host="127.0.0.1", target_port=port, transport="tcp", min_backoff_seconds=0.01,
+                           max_backoff_seconds=0.02, timeout_seconds=2)
+
+    def make(self) -> Sink:
+        return IpfixSink(self.config(self.collector.port))
+
+    def make_down(self) -> Sink:
+        return IpfixSink(self.config(victorialogs.free_port()))
+
+    def read(self) -> pl.DataFrame:
+        records = self.collector.settled()  # TCP delivered it; the decoder thread may still be reading
+        assert not self.collector.errors, self.collector.errors
+        return ipfix_view.sort(ipfix_view.from_records(records))
+
+    def expected(self, sent: pl.DataFrame) -> pl.DataFrame:
+        return ipfix_view.sort(ipfix_view.expected(sent))
+
+    def close(self) -> None:
+        self.collector.close()
 
 
 def expected_entries(sent: pl.DataFrame, cfg: LokiConfig) -> list[tuple[dict[str, str], int, str]]:
