@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from flowlake.engine import schema
+from tests.k8s import apiserver
 
 REQUIRE_KERNEL = os.environ.get("FLOWLAKE_REQUIRE_KERNEL") == "1"
 
@@ -56,3 +57,9 @@ def make_batch(n: int, *, start_ms: int = BASE_MS, step_ms: int = 1000, seed: in
 @pytest.fixture
 def batch_factory() -> Callable[..., pa.RecordBatch]:
     return make_batch
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[apiserver.Cluster]:
+    """etcd + kube-apiserver on loopback, one per session for tests/k8s and tests/operator (tests/k8s/apiserver.py)."""
+    yield from apiserver.run_cluster(tmp_path_factory)
