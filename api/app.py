@@ -12,20 +12,36 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from flowlake.api import errors, routes_console, routes_flows, routes_ops
+from flowlake.api import (
+    errors,
+    routes_console,
+    routes_export,
+    routes_flows,
+    routes_health,
+    routes_metrics,
+    routes_ops,
+    routes_resources,
+    routes_topology,
+)
+from flowlake.api.auth import Authenticator
 from flowlake.engine import selfmetrics
 
 
-def create_app(lake_url: str, *, status_info: dict[str, Any] | None = None) -> FastAPI:
+def create_app(lake_url: str, *, status_info: dict[str, Any] | None = None,
+               authenticator: Authenticator | None = None) -> FastAPI:
     """An app answering from the lake at `lake_url`; `status_info` is echoed by `/api/status`
-    (e.g. `{"feed": "synthetic"}` from `flowlake up`)."""
+    (e.g. `{"feed": "synthetic"}` from `flowlake up`); `authenticator` (api.auth) turns bearer tokens
+    into principals, None = auth off (every caller is an admin)."""
     app = FastAPI(title="flowlake", version=routes_ops.version(),
                   description="Network flows from the flowlake Parquet lake, with the NetObserv "
                               "console backend's query parameters and filter syntax.")
     app.state.lake_url = lake_url
     app.state.status_info = dict(status_info or {})
+    app.state.authenticator = authenticator
     errors.install(app)
     app.include_router(routes_flows.router)
+    for module in (routes_metrics, routes_topology, routes_export, routes_resources, routes_health):
+        app.include_router(module.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_console.router)
     for path, files, name in routes_console.mounts():

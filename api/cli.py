@@ -27,6 +27,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--flight-port", type=int, default=None, metavar="PORT",
                    help="Arrow Flight query service port (flows, metrics, topology, SQL for notebooks and the "
                         "Python client; docs/flight.md); default 8815, 0 disables it")
+    auth = p.add_argument_group("authentication (default: off, every caller is an admin)")
+    who = auth.add_mutually_exclusive_group()
+    who.add_argument("--tokens", metavar="FILE",
+                     help="YAML file of bearer tokens mapped to roles (admin, or tenant with namespaces); in a "
+                          "cluster mount it from a Secret (docs/api.md)")
+    who.add_argument("--kube-auth", action="store_true",
+                     help="check bearer tokens with the Kubernetes API server (TokenReview) and roles with "
+                          "SubjectAccessReview on flows.flowlake.io/flows (docs/api.md)")
+    auth.add_argument("--kubeconfig", default="", metavar="PATH",
+                      help="with --kube-auth: kubeconfig to reach the API server (default: $KUBECONFIG, the "
+                           "in-cluster service account, ~/.kube/config)")
+    auth.add_argument("--kube-auth-ttl", type=float, default=60.0, metavar="SECONDS",
+                      help="with --kube-auth: how long an answer is cached per token (default 60)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (default info)")
     return p
@@ -39,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from flowlake.api.app import create_app
 
     status_info: dict[str, Any] = {"feed": args.feed} if args.feed else {}
-    flight = _start_flight(args, status_info)
-    app = create_app(args.lake, status_info=status_info or None)
+    authenticator = make_authenticator(args)
+    status_info["auth"] = "tokens" if args.tokens else "kubernetes" if args.kube_auth else "off"
+    flight = _start_flight(args, status_info, authenticator)
+    app = create_app(args.lake, status_info=status_info, authenticator=authenticator)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
@@ -49,7 +64,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_flight(args: argparse.Namespace, status_info: dict[str, Any]) -> Any:
+def make_authenticator(args: argparse.Namespace) -> Any:
+    """The `api.auth` authenticator the flags ask for, or None (auth off)."""
+    if getattr(args, "tokens", None):
+        from flowlake.api.auth import TokenStore
+
+        return TokenStore.from_file(args.tokens)
+    if getattr(args, "kube_auth", False):
+        from flowlake.api.auth import KubeAuthenticator
+        from flowlake.engine.metadata.kube import client_configuration
+
+        return KubeAuthenticator(client_configuration(args.kubeconfig), ttl=args.kube_auth_ttl)
+    return None
+
+
+def _start_flight(args: argparse.Namespace, status_info: dict[str, Any], authenticator: Any) -> Any:
     """The Flight query service beside the HTTP API, or None when disabled.
 
     A port given with --flight-port must bind (else the command fails); the default 8815 being taken
@@ -64,13 +93,8 @@ def _start_flight(args: argparse.Namespace, status_info: dict[str, Any]) -> Any:
     if port == 0:
         status_info["flight"] = "disabled (--flight-port 0)"
         return None
-    tokens = None
-    if getattr(args, "tokens", None):  # the same bearer tokens as the HTTP API (`--tokens FILE`)
-        from flowlake.api.auth import TokenStore
-
-        tokens = TokenStore.from_file(args.tokens)
-    try:
-        server = flight_service.start(args.host, port, args.lake, tokens)
+    try:  # the same authenticator as the HTTP API (--tokens FILE or --kube-auth)
+        server = flight_service.start(args.host, port, args.lake, authenticator)
     except FlowlakeError as exc:
         if args.flight_port is not None:
             raise

@@ -1,5 +1,6 @@
 """The API's one error shape: `{"error", "parameter", "position"}` with HTTP 400 for bad input.
 
+401 (missing or invalid bearer token) uses the same shape with `parameter: "Authorization"`.
 `api.app` installs these handlers. FastAPI's own 422 validation errors are reshaped into the same
 400 body, so a client handles a single shape, and nothing user-caused ever becomes a 500.
 """
@@ -28,6 +29,16 @@ HINTS: dict[str, str] = {
     "packetLoss": f"use one of {', '.join(flows.PACKET_LOSS)}",
     "recordType": f"use one of {', '.join(flows.RECORD_TYPES)}",
     "filters": "see the filter syntax in the /docs description of this parameter",
+    "sortBy": "give a flow field name, e.g. sortBy=Bytes",
+    "sortOrder": "use asc or desc",
+    "aggregateBy": "use app, cluster, zone, host, namespace, owner, resource or a flow field name",
+    "type": "use Bytes, Packets, PktDropBytes, PktDropPackets, DnsLatencyMs, TimeFlowRttNs, Flows or DnsFlows",
+    "function": "use rate, count, sum, avg, min, max, p90 or p99",
+    "step": "give whole seconds >= 1, e.g. step=60",
+    "top": "give an integer from 1 to 1000",
+    "scope": "use cluster, zone, host, namespace, owner or resource",
+    "format": "use csv, ndjson, parquet or arrow",
+    "groupBy": "use global, node, namespace or workload",
 }
 
 
@@ -47,6 +58,14 @@ class BadRequest(Exception):
         super().__init__(message)
 
 
+class Unauthorized(Exception):
+    """No or a bad bearer token: rendered as a 401 `ErrorBody` naming the Authorization header."""
+
+    def __init__(self, message: str) -> None:
+        self.body = ErrorBody(error=message, parameter="Authorization", position=None)
+        super().__init__(message)
+
+
 def route_label(request: Request) -> str:
     """The route template (`/api/flows`), never the raw path, so metric labels stay few."""
     route = request.scope.get("route")
@@ -61,6 +80,12 @@ def _bad_request(request: Request, body: ErrorBody) -> JSONResponse:
 async def _on_bad_request(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BadRequest)
     return _bad_request(request, exc.body)
+
+
+async def _on_unauthorized(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Unauthorized)
+    selfmetrics.API_BAD_REQUESTS.labels(route=route_label(request), parameter="Authorization").inc()
+    return JSONResponse(exc.body.model_dump(), status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -83,5 +108,6 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(BadRequest, _on_bad_request)
+    app.add_exception_handler(Unauthorized, _on_unauthorized)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -58,6 +58,8 @@ TABLE: tuple[MetricDoc, ...] = (
     MetricDoc("flowlake_api_requests_total", "counter", ("route", "status"), "API requests"),
     MetricDoc("flowlake_api_request_seconds", "histogram", ("route",), "API request latency"),
     MetricDoc("flowlake_api_rows_scanned_total", "counter", ("route",), "lake rows scanned by queries"),
+    MetricDoc("flowlake_api_rows_returned_total", "counter", ("route",),
+              "flow rows sent to clients (flow table and exports)"),
     MetricDoc("flowlake_api_bad_requests_total", "counter", ("route", "parameter"),
               "requests rejected for a bad parameter"),
     MetricDoc("flowlake_flight_requests_total", "counter", ("kind", "status"),
@@ -153,6 +155,7 @@ BUFFERED_ROWS: Gauge = _M["flowlake_buffered_rows"]  # type: ignore[assignment]
 API_REQUESTS: Counter = _M["flowlake_api_requests_total"]  # type: ignore[assignment]
 API_SECONDS: Histogram = _M["flowlake_api_request_seconds"]  # type: ignore[assignment]
 API_ROWS_SCANNED: Counter = _M["flowlake_api_rows_scanned_total"]  # type: ignore[assignment]
+API_ROWS_RETURNED: Counter = _M["flowlake_api_rows_returned_total"]  # type: ignore[assignment]
 API_BAD_REQUESTS: Counter = _M["flowlake_api_bad_requests_total"]  # type: ignore[assignment]
 FLIGHT_REQUESTS: Counter = _M["flowlake_flight_requests_total"]  # type: ignore[assignment]
 FLIGHT_ROWS: Counter = _M["flowlake_flight_rows_total"]  # type: ignore[assignment]

@@ -262,7 +262,7 @@ def test_openapi_documents_the_flows_parameters(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     params = {p["name"]: p for p in spec["paths"]["/api/flows"]["get"]["parameters"]}
     assert set(params) == {"startTime", "endTime", "timeRange", "limit", "filters", "packetLoss",
-                           "recordType"}
+                           "recordType", "sortBy", "sortOrder"}
     assert all(p.get("description") for p in params.values())
     assert "400" in spec["paths"]["/api/flows"]["get"]["responses"]
     assert client.get("/docs").status_code == 200
