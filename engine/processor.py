@@ -70,7 +70,16 @@ SINKS: dict[str, Callable[[ProcessorConfig], Sink]] = {
     "kafka": lambda cfg: KafkaExportSink(cfg.kafka_export),
     "memory": lambda cfg: MemorySink(),
     "metrics": lambda cfg: MetricsSink(cfg.metrics),
+    "otlp": lambda cfg: _otlp_sink(cfg),
 }
+
+
+def _otlp_sink(config: ProcessorConfig) -> Sink:
+    try:  # lazy: the OpenTelemetry SDK is an optional extra
+        from flowlake.engine.sinks import otlp
+    except ImportError as exc:
+        raise ConfigError(f"otlp sink: {exc}; pip install 'flowlake[otel]'") from exc
+    return otlp.OtlpSink(config.otlp, config.metrics)
 
 
 # Per-output filters (`filters:`): a sink's `output` names its target, as the reference operator's

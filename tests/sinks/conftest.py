@@ -26,7 +26,8 @@ from tests.conftest import BASE_MS, make_batch
 from tests.sinks import goflow2, harnesses, victorialogs
 
 VARIANTS: dict[str, list[str]] = {"lake": ["lake"], "memory": ["memory"], "metrics": ["metrics"],
-                                  "loki": ["loki-json", "loki-protobuf"], "ipfix": ["ipfix-udp", "ipfix-tcp"]}
+                                  "loki": ["loki-json", "loki-protobuf"], "ipfix": ["ipfix-udp", "ipfix-tcp"],
+                                  "otlp": ["otlp-grpc", "otlp-http"]}
 # (variant or sink name, test name or "*") -> why the sink cannot pass it; each becomes a strict xfail.
 GAPS: dict[tuple[str, str], str] = {
     ("memory", "test_destination_down"): "the memory sink has no destination that can fail",
@@ -118,6 +119,8 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[harnesse
         h = harnesses.Goflow2Harness(request.getfixturevalue("goflow2_server"))
     elif variant == "ipfix-tcp":
         h = harnesses.IpfixTcpHarness()
+    elif variant.startswith("otlp-"):
+        h = harnesses.OtlpHarness(variant.removeprefix("otlp-"))
     else:
         h = harnesses.Harness()  # every scenario raises NotImplementedError: a strict xfail from GAPS
     yield h

@@ -7,7 +7,9 @@ so one comparison serves every sink:
 - memory: `.frame()`; lake: `engine.store.lake.scan`; both the flow columns as written;
 - metrics: a counter of Bytes by SrcAddr/DstAddr scraped from its collector vs the same group_by;
 - loki: VictoriaLogs' LogsQL API: (labels, timestamp, line as parsed JSON) vs the flow computed in Python;
-- ipfix-udp: goflow2's JSON, ipfix-tcp: the RFC 7011 test decoder; both vs `ipfix_view.expected`.
+- ipfix-udp: goflow2's JSON, ipfix-tcp: the RFC 7011 test decoder; both vs `ipfix_view.expected`;
+- otlp-grpc, otlp-http: the log records the OTLP test receiver decoded (time, attributes) vs the flows
+  renamed to their OTel names in Python.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flowlake.engine import schema
-from flowlake.engine.config import IpfixConfig, LokiConfig, MetricsConfig
+from flowlake.engine.config import IpfixConfig, LokiConfig, MetricsConfig, OtlpConfig
 from flowlake.engine.query import flags
 from flowlake.engine.sinks.base import Sink
 from flowlake.engine.sinks.ipfix import IpfixSink
@@ -31,7 +33,7 @@ from flowlake.engine.sinks.loki import LokiSink
 from flowlake.engine.sinks.memory import MemorySink
 from flowlake.engine.sinks.metrics import MetricsSink
 from flowlake.engine.store import lake
-from tests.sinks import goflow2, ipfix_collector, ipfix_view, victorialogs
+from tests.sinks import goflow2, ipfix_collector, ipfix_view, otlp_receiver, victorialogs
 
 
 class Harness:
@@ -187,6 +189,59 @@ class IpfixTcpHarness(Harness):
 
     def close(self) -> None:
         self.collector.close()
+
+
+class OtlpHarness(Harness):
+    """OTLP logs over gRPC or HTTP to the test receiver (metrics off here: test_otlp.py covers them)."""
+
+    def __init__(self, protocol: str) -> None:
+        self.protocol = protocol
+        self.receiver = otlp_receiver.Receiver(protocol)
+
+    def config(self, port: int) -> OtlpConfig:
+        return OtlpConfig(target_host="127.0.0.1", target_port=port, protocol=self.protocol,  # type: ignore[arg-type]
+                          metrics=False, timeout_seconds=1.0, max_retries=1, max_records_per_request=700)
+
+    def make(self) -> Sink:
+        from flowlake.engine.sinks.otlp import OtlpSink
+
+        return OtlpSink(self.config(self.receiver.port), MetricsConfig())
+
+    def make_down(self) -> Sink:
+        from flowlake.engine.sinks.otlp import OtlpSink
+
+        return OtlpSink(self.config(victorialogs.free_port()), MetricsConfig())
+
+    def read(self) -> pl.DataFrame:
+        return _otlp_frame([(r["time_ns"], r["attributes"]) for r in self.receiver.logs()])
+
+    def expected(self, sent: pl.DataFrame) -> pl.DataFrame:
+        return _otlp_frame(expected_otlp(sent))
+
+    def close(self) -> None:
+        self.receiver.close()
+
+
+def expected_otlp(sent: pl.DataFrame, names: dict[str, str] | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """(time ns, attributes) of each flow, computed row by row in Python: the non-null fields under their OTel
+    names, Flags as names."""
+    from flowlake.engine.sinks.otlp_fields import OTEL_NAMES
+
+    names = OTEL_NAMES if names is None else names
+    out = []
+    for row in sent.to_dicts():
+        attrs = {names.get(k, k): v for k, v in row.items() if v is not None}
+        if row["Flags"] is not None:
+            attrs[names.get("Flags", "Flags")] = [n for n, bit in flags.TCP_FLAGS.items() if row["Flags"] & bit]
+        out.append((row["TimeFlowEndMs"] * 1_000_000, attrs))
+    return out
+
+
+def _otlp_frame(records: list[tuple[int, dict[str, Any]]]) -> pl.DataFrame:
+    frame = pl.DataFrame({"time_ns": [t for t, _ in records],
+                          "attributes": [json.dumps(a, sort_keys=True) for _, a in records]},
+                         schema={"time_ns": pl.Int64, "attributes": pl.String})
+    return frame.sort(frame.columns)
 
 
 def expected_entries(sent: pl.DataFrame, cfg: LokiConfig) -> list[tuple[dict[str, str], int, str]]:
