@@ -92,3 +92,19 @@ def recent_client(tmp_path: Path) -> Iterator[TestClient]:
     sink.close()
     with TestClient(create_app(url)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def model_lake(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The enriched lake of tests/api/model.py (ROWS with namespaces, owners, hosts, DNS, RTT, drops)."""
+    from tests.api import model
+
+    url = str(tmp_path_factory.mktemp("model") / "lake")
+    model.write(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def model_client(model_lake: str) -> Iterator[TestClient]:
+    with TestClient(create_app(model_lake)) as c:
+        yield c

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -25,10 +24,8 @@ START, END = BASE_MS, BASE_MS + model.SPAN_MS
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = str(Path(tmp_path_factory.mktemp("model")) / "lake")
-    model.write(url)
-    return url
+def lake(model_lake: str) -> str:
+    return model_lake
 
 
 def percentile(xs: list[float], q: float) -> float:
