@@ -33,7 +33,6 @@ FEATURES = ("PacketDrop", "DNSTracking", "FlowRTT")  # what flowlake agent --fea
 PROTOCOLS = ("TCP", "UDP", "SCTP", "ICMP", "ICMPv6")
 TCP_FLAGS = ("SYN", "SYN-ACK", "ACK", "FIN", "RST", "PSH", "URG", "ECE", "CWR", "FIN-ACK", "RST-ACK")
 PORTS_PATTERN = r"^[0-9]{1,5}(-[0-9]{1,5})?$"
-_OPT_PEER = "(has({v}.peerCIDR) ? {v}.peerCIDR : '')"
 
 
 def _filter_rule() -> Schema:
@@ -64,8 +63,7 @@ def _filter_rule() -> Schema:
 
 
 def _agent() -> Schema:
-    unique = (f"self.all(r, self.filter(s, s.cidr == r.cidr && {_OPT_PEER.format(v='s')} == "
-              f"{_OPT_PEER.format(v='r')}).size() == 1)")
+    unique = "self.all(r, self.filter(s, s.cidr == r.cidr).size() == 1)"
     return section("the eBPF agent DaemonSet (one `flowlake agent` per node, host network)", {
         "sampling": integer("count 1 packet in N, chosen at random in the kernel; 0 or 1 = every packet",
                             default=50, minimum=0),
@@ -91,7 +89,8 @@ def _agent() -> Schema:
             "enable": boolean("apply the rules", default=False),
             "rules": array("1 to 16 rules; add 0.0.0.0/0 Accept to keep what no other rule matches",
                            _filter_rule(), default=[], max_items=16, rules=[
-                               rule(unique, "two rules have the same cidr and peerCIDR; merge them")]),
+                               rule(unique, "two rules have the same cidr; the agent keeps one rule per CIDR: merge "
+                                               "them")]),
         }, rules=[rule("!self.enable || size(self.rules) > 0",
                        "flowFilter.enable needs at least one rule (e.g. {cidr: 0.0.0.0/0, action: Accept})")]),
         "resources": resources("agent container resources",
@@ -263,19 +262,32 @@ def _api() -> Schema:
                                {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"memory": "1Gi"}}),
         "auth": section("who may query", {
             "type": string("Disabled: every caller is admin; Tokens: bearer tokens from tokensSecret, each "
-                           "an admin or a tenant limited to its namespaces", default="Disabled",
-                           enum=["Disabled", "Tokens"]),
+                           "an admin or a tenant limited to its namespaces; Kubernetes: Kubernetes tokens "
+                           "(TokenReview), roles from RBAC (SubjectAccessReview of get flows.flowlake.io/flows: "
+                           "cluster-wide = admin, in some namespaces = a tenant of those)", default="Disabled",
+                           enum=["Disabled", "Tokens", "Kubernetes"]),
+            "adminGroups": array("auth Kubernetes: groups bound cluster-wide to reading flows (admins)",
+                                 string("group", min_length=1), default=[], max_items=32),
             "tokensSecret": secret_ref("Secret holding the tokens file: tokens: [{name, token, role: admin|tenant, "
                                        "namespaces: [...]}]", "tokens.yaml"),
         }, rules=[rule("self.type != 'Tokens' || has(self.tokensSecret)", "auth.type Tokens needs auth.tokensSecret")]),
-        "tenants": array("tenants for documentation and status: each name and the namespaces it sees; the "
-                         "tokens file decides access", obj("one tenant", {
-                             "name": string("tenant name", min_length=1, max_length=63),
+        "tenants": array("auth Kubernetes: users and groups that see the flows of some namespaces only (a "
+                         "RoleBinding to reading flows in each); with Tokens, tenants are the tokens file's "
+                         "`role: tenant` entries", obj("one tenant", {
+                             "name": string("tenant name", pattern=DNS_LABEL_PATTERN, max_length=40),
                              "namespaces": array("namespaces whose flows (source or destination) it sees",
                                                  string("namespace", pattern=DNS_LABEL_PATTERN, max_length=63),
-                                                 max_items=256)}, required=["name", "namespaces"]),
+                                                 max_items=256),
+                             "users": array("Kubernetes user names", string("user", min_length=1), default=[],
+                                            max_items=64),
+                             "groups": array("Kubernetes groups", string("group", min_length=1), default=[],
+                                             max_items=64)}, required=["name", "namespaces"],
+                             rules=[rule("size(self.users) + size(self.groups) > 0",
+                                         "a tenant needs at least one of users or groups")]),
                          default=[], max_items=256),
-    })
+    }, rules=[rule("size(self.tenants) == 0 || self.auth.type == 'Kubernetes'",
+                   "api.tenants needs api.auth.type Kubernetes (with Tokens, tenants are the tokens file's "
+                   "role: tenant entries)")])
 
 
 def spec_schema() -> Schema:

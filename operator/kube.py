@@ -42,6 +42,7 @@ KINDS: dict[str, Kind] = {
     "Service": Kind("v1", "services", True),
     "ClusterRole": Kind("rbac.authorization.k8s.io/v1", "clusterroles", False),
     "ClusterRoleBinding": Kind("rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+    "RoleBinding": Kind("rbac.authorization.k8s.io/v1", "rolebindings", True),
     "DaemonSet": Kind("apps/v1", "daemonsets", True),
     "Deployment": Kind("apps/v1", "deployments", True),
     "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers", True),

@@ -12,6 +12,7 @@ import yaml
 from flowlake.engine.metadata import kube as engine_kube
 from flowlake.operator import crd_flowcollector as fc
 from flowlake.operator import crds, samples
+from flowlake.operator.render import api as render_api
 
 Obj = dict[str, Any]
 NAMESPACE = NAME = "flowlake-operator"
@@ -23,8 +24,9 @@ def _labels() -> dict[str, str]:
 
 
 def cluster_role_rules() -> list[Obj]:
-    """What the operator does, and no more. It also holds the processor's informer rules, because
-    Kubernetes lets a role be granted only by someone who has its permissions (RBAC escalation check)."""
+    """What the operator does, and no more. It also holds the rules it grants (the processor's informers, the
+    API's reviews, reading flows), because Kubernetes lets a role be granted only by someone who has its
+    permissions (RBAC escalation check)."""
     return [
         {"apiGroups": [fc.GROUP], "resources": ["flowcollectors", "flowmetrics"],
          "verbs": ["get", "list", "watch", "patch", "update"]},
@@ -39,9 +41,11 @@ def cluster_role_rules() -> list[Obj]:
         {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": _RW},
         {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _RW},
         {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"], "verbs": _RW},
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles", "clusterrolebindings"],
-         "verbs": _RW},
-        *[dict(r) for r in engine_kube.RBAC_RULES],
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles", "clusterrolebindings",
+                                                                    "rolebindings"], "verbs": _RW},
+        *[dict(r) for r in engine_kube.RBAC_RULES], *[dict(r) for r in render_api.API_RULES],
+        {"apiGroups": [render_api.KUBE_GROUP], "resources": [render_api.KUBE_RESOURCE],
+         "verbs": [render_api.KUBE_VERB]},
     ]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from flowlake.agent import filters as agent_filters
 from flowlake.engine import config as engine_config
 from flowlake.engine.errors import ConfigError
 from flowlake.engine.metrics import predefined
@@ -24,6 +25,7 @@ from flowlake.operator import crd_flowcollector as fc
 from flowlake.operator import flowmetrics, status
 from flowlake.operator.kube import Kube, KubeError
 from flowlake.operator.render import MANAGED, render_all, spec_of
+from flowlake.operator.render import agent as render_agent
 from flowlake.operator.render import config as render_config
 from flowlake.operator.render.common import AGENT, API, COLLECTOR_LABEL, PROCESSOR
 
@@ -32,7 +34,7 @@ log = logging.getLogger("flowlake.operator")
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 # Prune and delete order: workloads first, the namespace and cluster-wide RBAC last.
 PRUNED_KINDS = ("Deployment", "DaemonSet", "HorizontalPodAutoscaler", "ServiceMonitor", "NetworkPolicy", "Service",
-                "ConfigMap", "ServiceAccount", "ClusterRoleBinding", "ClusterRole", "Namespace")
+                "ConfigMap", "ServiceAccount", "RoleBinding", "ClusterRoleBinding", "ClusterRole", "Namespace")
 UNSUPPORTED_EXPORTERS = ("IPFIX", "OpenTelemetry")
 
 
@@ -55,9 +57,25 @@ def selector_for(name: str) -> str:
     return ",".join(f"{k}={v}" for k, v in {**MANAGED, COLLECTOR_LABEL: name}.items())
 
 
+def check_agent(spec: Obj) -> str:
+    """'' when the agent would accept its rendered filter rules, else its message (e.g. two CIDRs that are
+    the same network, 10.0.0.0/8 and 10.1.0.0/8, which CEL cannot compare)."""
+    rules = render_agent.filter_rules(spec)
+    if not rules:
+        return ""
+    try:
+        agent_filters.parse(rules)
+    except ConfigError as exc:
+        return f"agent.flowFilter: {exc}"
+    return ""
+
+
 def check_config(spec: Obj, cfg: Obj) -> str:
     """'' when the engine accepts `cfg`, else its message. The Kafka ingest URL is parsed without reading
     the SASL files it names: those are mounted in the processor pods, not here."""
+    problem = check_agent(spec)
+    if problem:
+        return problem
     to_check = dict(cfg)
     if cfg["ingest"] != "grpc":
         try:
@@ -111,7 +129,7 @@ class Reconciler:
         cfg = render_config.processor_config(spec, definitions)
         problem = check_config(spec, cfg)
         if problem:
-            out.problem = f"the processor would refuse this spec: {problem}"
+            out.problem = f"the agent or the processor would refuse this spec: {problem}"
             self._write_status(collector, {}, status.State("InvalidConfiguration", out.problem), generation,
                                previous, out)
             return out

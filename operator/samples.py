@@ -22,6 +22,7 @@ SAMPLES: dict[str, Obj] = {
         "processor": {"replicas": 3, "subnetLabels": {"customLabels": [
             {"name": "EXT:internet", "cidrs": ["0.0.0.0/0"]}, {"name": "pods", "cidrs": ["10.128.0.0/14"]}]}},
         "lake": {"url": "s3://flows/lake", "credentialsSecret": "lake-s3", "retentionDays": 14},
+        "api": {"auth": {"type": "Tokens", "tokensSecret": {"name": "flowlake-tokens"}}},
     }),
     "flowcollector-direct.yaml": _collector({
         "deploymentModel": "Direct",
@@ -42,8 +43,8 @@ SAMPLES: dict[str, Obj] = {
         "exporters": [{"type": "Kafka", "kafka": {"brokers": ["kafka-0.kafka:9093"], "topic": "flows-enriched",
                                                   "tls": {"enable": True, "caCert": {"name": "kafka-ca"}}}}],
         "lake": {"url": "s3://flows/lake", "credentialsSecret": "lake-s3"},
-        "api": {"replicas": 2, "auth": {"type": "Tokens", "tokensSecret": {"name": "flowlake-tokens"}},
-                "tenants": [{"name": "shop-team", "namespaces": ["shop", "payments"]}]},
+        "api": {"replicas": 2, "auth": {"type": "Kubernetes", "adminGroups": ["netops"]},
+                "tenants": [{"name": "shop-team", "namespaces": ["shop", "payments"], "groups": ["shop-devs"]}]},
         "networkPolicy": {"enable": True, "additionalNamespaces": ["monitoring"]},
     }),
     "flowmetric.yaml": {

@@ -30,6 +30,8 @@ def render_all(collector: Obj, *, metric_definitions: list[Obj] | None = None,
                       processor.service(collector, spec), access.agent_metrics_service(collector, spec)]
     if spec["api"]["enable"]:
         out.append(api.service(collector, spec))
+        if spec["api"]["auth"]["type"] == "Kubernetes":
+            out += api.kube_auth_rbac(collector, spec)
     if spec["networkPolicy"]["enable"]:
         out.append(access.network_policy(collector, spec))
     if service_monitor:
