@@ -230,11 +230,13 @@ def test_kafka_secrets_are_mounted_where_the_config_points() -> None:
         "&sasl_client_id_path=/etc/flowlake/kafka-sasl/username"
         "&sasl_client_secret_path=/etc/flowlake/kafka-sasl/password&group=flowlake-processor")
     assert cfg["sinks"] == ["lake", "metrics", "kafka"]
-    assert cfg["kafka_export"]["sasl"] == {"type": "Plain", "client_id_path": "/etc/flowlake/export-kafka-sasl/username",
+    assert cfg["kafka_export"]["sasl"] == {"type": "Plain",
+                                           "client_id_path": "/etc/flowlake/export-kafka-sasl/username",
                                            "client_secret_path": "/etc/flowlake/export-kafka-sasl/password"}
     proc = container(find(objs, "Deployment", "flowlake-processor"))
     assert {m["mountPath"] for m in proc["volumeMounts"]} == {
-        "/etc/flowlake/config", "/data", "/etc/flowlake/kafka-ca", "/etc/flowlake/kafka-user", "/etc/flowlake/kafka-sasl",
+        "/etc/flowlake/config", "/data", "/etc/flowlake/kafka-ca", "/etc/flowlake/kafka-user",
+        "/etc/flowlake/kafka-sasl",
         "/etc/flowlake/export-kafka-ca", "/etc/flowlake/export-kafka-user", "/etc/flowlake/export-kafka-sasl"}
     assert proc["envFrom"] == [{"secretRef": {"name": "lake-s3"}}]
     agent = container(find(objs, "DaemonSet", "flowlake-agent"))
