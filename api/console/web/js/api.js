@@ -21,8 +21,8 @@ function headers() {
   return t ? { Authorization: `Bearer ${t}` } : {};
 }
 
-// Time range, filters, packet loss and record type: the parameters every endpoint shares.
-export function commonParams(extraFilter = "") {
+// The time range alone (startTime/endTime, or timeRange back from now).
+export function timeParams() {
   const p = new URLSearchParams();
   if (state.start != null && state.end != null) {
     p.set("startTime", String(state.start));
@@ -30,6 +30,12 @@ export function commonParams(extraFilter = "") {
   } else {
     p.set("timeRange", String(state.range));
   }
+  return p;
+}
+
+// Time range, filters, packet loss and record type: the parameters every endpoint shares.
+export function commonParams(extraFilter = "") {
+  const p = timeParams();
   const f = andFilter(filterString(), extraFilter);
   if (f) p.set("filters", f);
   if (state.packetLoss !== "all") p.set("packetLoss", state.packetLoss);

@@ -32,7 +32,7 @@ export function timeseries(root, series, fmt, { total = null, height = 220 } = {
     height,
     legend: { live: false },
     scales: { x: { time: true } },
-    axes: [{}, { values: (u, vals) => vals.map(fmt), size: 70 }],
+    axes: [{}, { values: (u, vals) => vals.map(fmt), size: 84 }],
     series: [{}, ...all.map((s, i) => ({
       label: s.name || seriesName(s.metric),
       stroke: s.name === "Total" ? "#333" : color(i),

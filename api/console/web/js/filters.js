@@ -1,7 +1,7 @@
 // The filter bar shared by every view: quick filters, match mode, packet loss, record type, and filter chips
 // added with a key / operator / value form whose values are suggested from /api/resources.
 import { state, config, chipText, parseChip, OPS } from "./state.js";
-import { get, ApiError } from "./api.js";
+import { get, timeParams, ApiError } from "./api.js";
 import { el } from "./format.js";
 
 const STATIC_VALUES = {
@@ -33,12 +33,14 @@ function chipValue(base) {
 export async function suggestions(key) {
   const base = baseKey(key);
   const simple = { namespace: "namespaces", cluster_name: "clusters", zone: "zones", host_name: "hosts" }[base];
+  // Values seen in the chosen time range, whatever the other filters (they would hide the alternatives).
+  const p = timeParams();
   try {
-    if (simple) return await get(`/api/resources/${simple}`);
+    if (simple) return await get(`/api/resources/${simple}`, p);
     if (base === "name" || base === "owner_name") {
       const kind = chipValue(base === "name" ? "kind" : "owner_type") || (base === "name" ? "Pod" : "Deployment");
       const ns = chipValue("namespace");
-      const p = new URLSearchParams(ns ? { namespace: ns } : {});
+      if (ns) p.set("namespace", ns);
       return await get(`/api/resources/kinds/${encodeURIComponent(kind)}/names`, p);
     }
   } catch (e) {

@@ -7,21 +7,24 @@ export function si(v, unit = "", base = 1000) {
   let i = 0, x = Math.abs(v);
   while (x >= base && i < SI.length - 1) { x /= base; i++; }
   const n = (v < 0 ? -x : x);
-  return `${n >= 100 || i === 0 && Number.isInteger(n) ? n.toFixed(0) : n.toPrecision(3)} ${SI[i]}${unit}`.trim();
+  // Three significant digits without trailing zeros: 0.005, 1.5, 31.6, 400.
+  const text = Math.abs(n) >= 100 ? n.toFixed(0) : String(Number(n.toPrecision(3)));
+  return `${text} ${SI[i]}${unit}`.trim();
 }
 
 export function duration(ns) {
   if (ns == null) return "–";
-  if (ns >= 1e9) return `${(ns / 1e9).toPrecision(3)} s`;
-  if (ns >= 1e6) return `${(ns / 1e6).toPrecision(3)} ms`;
-  if (ns >= 1e3) return `${(ns / 1e3).toPrecision(3)} µs`;
-  return `${ns} ns`;
+  const p = (x) => String(Number(x.toPrecision(3)));
+  if (ns >= 1e9) return `${p(ns / 1e9)} s`;
+  if (ns >= 1e6) return `${p(ns / 1e6)} ms`;
+  if (ns >= 1e3) return `${p(ns / 1e3)} µs`;
+  return `${p(ns)} ns`;
 }
 
 // Unit of a metric value by (type, function): rates per second, counts plain, latencies as durations.
 export function metricFormatter(type, fn) {
   if (type === "DnsLatencyMs") return (v) => duration(v * 1e6);
-  if (type === "TimeFlowRttNs") return (v) => duration(v);
+  if (type === "TimeFlowRttNs") return (v) => duration(v * 1e6);  // the API answers RTT in ms, as the reference
   const unit = { Bytes: "B", PktDropBytes: "B", Packets: "pkt", PktDropPackets: "pkt", Flows: "flows",
     DnsFlows: "flows" }[type] || "";
   return (v) => si(v, fn === "rate" ? `${unit}/s` : unit);

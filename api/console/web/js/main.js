@@ -131,6 +131,8 @@ async function start() {
   wireControls();
   try {
     setConfig(await get("/api/frontend-config"));
+    // Which endpoints this server has (an older or partial API may lack some): views say "not available".
+    config.endpoints = await get("/openapi.json").then((o) => new Set(Object.keys(o.paths)), () => null);
   } catch (e) {
     banner(`cannot load the console configuration: ${e.message}`);
     document.body.dataset.status = "error";

@@ -49,9 +49,15 @@ export function mount(root, ctx) {
     el("label", {}, "Page size ", el("select", { id: "table-page-size", onchange: (e) => { state.opts.pageSize = e.target.value; page = 0; renderTable(); } },
       ["25", "50", "100"].map((n) => el("option", { value: n, selected: n === opt("pageSize", "50") }, n)))),
     columnPicker,
-    el("span", { class: "export" }, formatSel, el("button", { id: "export", onclick: exportFlows }, "Export"), exportErr),
+    el("span", { class: "export" }, formatSel, el("button", { id: "export", onclick: exportFlows, title: "download every flow matching the filters in the selected columns" }, "Export"), exportErr),
     stats);
   root.append(controls, el("div", { class: "table-area" }, wrap, side), pager);
+
+  const exportMissing = config.endpoints && !config.endpoints.has("/api/export");
+  if (exportMissing) {
+    controls.querySelector("#export").disabled = true;
+    exportErr.textContent = "Export not available: this flowlake API does not serve /api/export.";
+  }
 
   async function exportFlows() {
     exportErr.textContent = "";
@@ -59,7 +65,7 @@ export function mount(root, ctx) {
     const fmt = formatSel.value;
     p.set("format", fmt);
     p.set("columns", columns().join(","));
-    p.set("limit", opt("limit", "100"));
+    // Every matching flow, not only the rows the table fetched (no limit).
     if (state.opts.sortBy) { p.set("sortBy", state.opts.sortBy); p.set("sortOrder", opt("sortOrder", "desc")); }
     ctx.hook.table.lastExport = `/api/export?${p}`;
     try {

@@ -1,0 +1,182 @@
+"""Fixtures for the web console tests: an enriched lake of generated flows, the API serving it with uvicorn
+on a free loopback port, and Debian's Chromium driven by Playwright.
+
+The lake is made the way a deployment makes it: `engine.synth` flows of a generated cluster go through the
+real processor (enrich, direction, layer, subnets, decode) into the Parquet lake sink. Tests compute what
+the console must show with Polars straight from the lake's Parquet files (`Lake.frame`).
+
+Browser tests skip when Playwright, `/usr/bin/chromium` or the vendored front-end libraries (`make
+console`) are missing, and fail instead under FLOWLAKE_REQUIRE_BROWSER=1 (CI). No browser is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import uvicorn
+
+from flowlake.api import create_app, routes_console
+from flowlake.engine import config
+from flowlake.engine.metadata import static
+from flowlake.engine.processor import Processor
+from flowlake.engine.synth import generate, make_cluster
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+REQUIRE_BROWSER = os.environ.get("FLOWLAKE_REQUIRE_BROWSER") == "1"
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+START_S = 1_795_600_800  # 2026-11-25T10:00:00Z, an hour boundary
+END_S = START_S + 3600
+N_FLOWS = 5_000
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if importlib.util.find_spec("playwright") is None:
+        return "the Python package playwright is missing: pip install 'flowlake[console]'"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is missing: apt-get install chromium (make install does it)"
+    if not routes_console.VENDOR_STAMP.exists():
+        return "the console's front-end libraries are missing: run make console"
+    return None
+
+
+def need_browser() -> None:
+    why = browser_missing()
+    if why is None:
+        return
+    if REQUIRE_BROWSER:
+        pytest.fail(f"browser test cannot run under FLOWLAKE_REQUIRE_BROWSER=1: {why}")
+    pytest.skip(why)
+
+
+@dataclass(frozen=True)
+class Lake:
+    url: str
+    frame: pl.DataFrame  # every row of the lake, read back from its Parquet files
+
+    def in_range(self, start_s: int = START_S, end_s: int = END_S) -> pl.DataFrame:
+        """Rows the API returns for startTime/endTime (end rounded up by one second, as the console does)."""
+        t = pl.col("TimeFlowEndMs")
+        return self.frame.filter((t >= start_s * 1000) & (t < end_s * 1000 + 1000))
+
+
+def with_dns_errors(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Every third DNS response becomes ServFail, so network health has a DNSErrors item to show."""
+    i = batch.schema.get_field_index("DnsFlagsResponseCode")
+    rcode = batch.column(i)
+    every_third = pa.array(np.arange(batch.num_rows) % 3 == 0)
+    changed = pc.if_else(pc.and_(pc.is_valid(rcode), every_third), pa.scalar("ServFail", rcode.type), rcode)
+    return batch.set_column(i, batch.schema.field(i), changed)
+
+
+@pytest.fixture(scope="session")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    tmp = tmp_path_factory.mktemp("console")
+    cluster = make_cluster(seed=3, nodes=4, zones=2)
+    metadata = str(tmp / "metadata.json")
+    static.dump(metadata, cluster.metadata_table(), cluster.name)
+    url = str(tmp / "lake")
+    proc = Processor(config.load(None, metadata=metadata, sinks=["lake"], **{"lake.url": url}))
+    proc.ingest(with_dns_errors(generate(cluster, START_S * 1000, END_S * 1000, N_FLOWS, seed=3).batch), "test")
+    proc.close()
+    frame = pl.read_parquet(f"{url}/**/*.parquet", hive_partitioning=False)
+    assert frame.height == N_FLOWS
+    return Lake(url, frame)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(lake: Lake) -> Iterator[str]:
+    """Base URL of the API (the real app under uvicorn) serving the lake."""
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(lake.url), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, name="console-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def api(base: str, path: str, **params: Any) -> Any:
+    """GET a JSON endpoint of the server as any client would."""
+    q = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    with urllib.request.urlopen(f"{base}{path}?{q}", timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    """A fresh browser context (empty local storage) whose page may only talk to the API's origin."""
+    context = browser.new_context(viewport={"width": 1400, "height": 950}, accept_downloads=True)
+    pg = context.new_page()
+    errors: list[str] = []
+    foreign: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("request", lambda r: None if r.url.startswith((server, "data:", "blob:")) else foreign.append(r.url))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors in the console: {errors}"
+    assert not foreign, f"the console fetched from outside the API (it must work offline): {foreign}"
+
+
+def loads(page: Page) -> int:
+    return int(page.evaluate("Number(document.body.dataset.loads || 0)"))
+
+
+def wait_loaded(page: Page, after: int, status: str = "ready") -> None:
+    """Wait until the view finished a refresh that started after `after` completed ones, then check its status."""
+    page.wait_for_function(f"Number(document.body.dataset.loads || 0) > {after}", timeout=20_000)
+    got = page.evaluate("document.body.dataset.status")
+    assert got == status, f"view status {got!r}; banner: {page.inner_text('#banner')!r}"
+
+
+def open_view(page: Page, base: str, view: str, **opts: str | int) -> None:
+    """Open a view on the lake's hour with no quick filter active (each test adds its own filters)."""
+    q = urllib.parse.urlencode({"start": START_S, "end": END_S, "quick": "", **opts})
+    before = loads(page)  # 0 on a new page; a hash change on an open console keeps counting
+    page.goto(f"{base}/#/{view}?{q}")
+    wait_loaded(page, before)
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
