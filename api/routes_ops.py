@@ -1,4 +1,7 @@
-"""Operational routes: `/healthz`, `/readyz`, `/api/status` and `/metrics`; mounted by `api.app`."""
+"""Operational routes: `/healthz`, `/readyz`, `/api/status` and `/metrics`; mounted by `api.app`.
+
+Only `/api/status` needs a bearer token when auth is on: probes and Prometheus scrape the others.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from flowlake.api import errors, params
 from flowlake.engine import selfmetrics
 from flowlake.engine.store import layout
 
@@ -47,10 +51,12 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"ready": True, "lake": url, "lakeExists": exists})
 
 
-@router.get("/api/status", summary="Version, lake URL and deployment facts")
-def status(request: Request) -> dict[str, Any]:
+@router.get("/api/status", summary="Version, lake URL, deployment facts and the caller's role",
+            responses={401: {"model": errors.ErrorBody}})
+def status(request: Request, who: params.Caller) -> dict[str, Any]:
     return {"version": version(), "lakeUrl": request.app.state.lake_url,
-            "info": request.app.state.status_info}
+            "info": request.app.state.status_info,
+            "user": {"name": who.name, "role": who.role, "namespaces": sorted(who.namespaces)}}
 
 
 @router.get("/metrics", summary="Prometheus self-metrics", response_class=Response)

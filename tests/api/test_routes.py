@@ -217,6 +217,8 @@ def expected_health(group_by: str, scope: frozenset[str] | None = None) -> tuple
             if sev:
                 assert v is not None
                 items.add((rule, sev, g, round(v, 3)))
+    if not any(r["TimeFlowEndMs"] >= CUR[0] * 1000 for r in rows):
+        items.add(("NoFlows", "critical", (), 0.0))
     worst: dict[str, int] = {}
     for rule, sev, _, _ in items:
         worst[rule] = max(worst.get(rule, 0), {"critical": 30, "warning": 15, "info": 5}[sev])
