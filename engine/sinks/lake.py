@@ -3,7 +3,9 @@
 Used by the processor (`sinks: [lake]`) and by `flowlake synth --out`. Files appear whole or not at all
 (`store.writer.publish`). When the destination fails, rows stay buffered and are published by the next
 flush; once `max_buffer_rows` are held, `write` blocks the ingest thread (backpressure, visible in
-flowlake_sink_blocked_writers) and retries the publish itself until it succeeds.
+flowlake_sink_blocked_writers) and retries the publish itself until it succeeds. With `background`, a
+full buffer is published by a publisher thread instead of the writer that filled it: a burst is absorbed
+at the rate of the stages (Parquet encoding releases the GIL, so it runs on the other core meanwhile).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class LakeSink:
                  compression_level: int | None = 3, row_group_rows: int = 256_000,
                  max_buffer_rows: int = 5_000_000, retry_seconds: float = 1.0,
                  storage_options: Mapping[str, Any] | None = None, retention_days: float = 0.0,
-                 maintenance_seconds: float = 0.0) -> None:
+                 maintenance_seconds: float = 0.0, background: bool = False) -> None:
         self.url = url
         self.storage_options = dict(storage_options or {})
         self.fs, self.root = layout.open_root(url, self.storage_options)
@@ -55,6 +57,11 @@ class LakeSink:
             self._maintainer = threading.Thread(target=self._maintain, args=(maintenance_seconds,), daemon=True,
                                                 name="flowlake-lake-maintenance")
             self._maintainer.start()
+        self._publisher: threading.Thread | None = None
+        self._due = threading.Event()  # set when `flush_rows` are buffered, for the publisher thread
+        if background:
+            self._publisher = threading.Thread(target=self._publish_loop, daemon=True, name="flowlake-lake-publisher")
+            self._publisher.start()
 
     def write(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
@@ -65,8 +72,25 @@ class LakeSink:
             self._pending.append(frame)
             self._pending_rows += frame.height
             full = self._pending_rows >= self.flush_rows
-        if full:
+        if full and self._publisher is not None:
+            self._due.set()
+        elif full:
             self.flush()
+
+    def _publish_loop(self) -> None:
+        """Publish whenever a writer filled `flush_rows`; a failure leaves the rows for the next try."""
+        while True:
+            self._due.wait()
+            if self._stop.is_set():
+                return
+            self._due.clear()
+            try:
+                self.flush()
+            except SinkError as exc:  # rows kept; writers block once max_buffer_rows are held
+                log.warning("%s; retrying in %.1fs", exc, self.retry_seconds)
+                if self._stop.wait(self.retry_seconds):
+                    return
+                self._due.set()
 
     def _wait_for_room(self, rows: int) -> None:
         """Block (holding nothing but the condition) until `rows` fit; publish ourselves meanwhile."""
@@ -135,8 +159,10 @@ class LakeSink:
 
     def close(self) -> None:
         self._stop.set()
-        if self._maintainer is not None:
-            self._maintainer.join()
+        self._due.set()
+        for thread in (self._maintainer, self._publisher):
+            if thread is not None:
+                thread.join()
         self.flush()
 
     def _maintain(self, every: float) -> None:

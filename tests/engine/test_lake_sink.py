@@ -141,3 +141,54 @@ def test_memory_lake_round_trip() -> None:
     sink.write(frame(120, step_ms=60_000))
     sink.close()
     assert lake.scan(url, BASE_MS + HOUR, BASE_MS + 2 * HOUR).select(pl.len()).collect().item() == 60
+
+
+def test_background_publisher_publishes_full_buffers_off_the_writer_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    publishers: list[str] = []
+    real = LakeSink._publish_hour
+
+    def record(self: LakeSink, part: pl.DataFrame, hour_ms: int) -> None:
+        publishers.append(threading.current_thread().name)
+        real(self, part, hour_ms)
+
+    monkeypatch.setattr(LakeSink, "_publish_hour", record)
+    sink = LakeSink(str(tmp_path), flush_rows=100, background=True)
+    sink.write(frame(60))
+    sink.write(frame(60, start_ms=BASE_MS + 60_000))  # 120 >= flush_rows: due, published by the publisher
+    deadline = time.monotonic() + 5
+    while not list(tmp_path.rglob("*.parquet")):
+        assert time.monotonic() < deadline, "the publisher thread should have published the full buffer"
+        time.sleep(0.01)
+    assert publishers == ["flowlake-lake-publisher"]
+    assert sink.buffered_rows() == 0
+    sink.write(frame(7, start_ms=BASE_MS + 2 * HOUR))  # below flush_rows: published by close
+    sink.close()
+    assert lake.scan(str(tmp_path)).select(pl.len()).collect().item() == 127
+    assert publishers[-1] == "MainThread"
+
+
+def test_background_publisher_retries_a_failing_destination(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    down = {"on": True, "tries": 0}
+    real = LakeSink._publish_hour
+
+    def maybe(self: LakeSink, part: pl.DataFrame, hour_ms: int) -> None:
+        if down["on"]:
+            down["tries"] += 1
+            raise OSError("down")
+        real(self, part, hour_ms)
+
+    monkeypatch.setattr(LakeSink, "_publish_hour", maybe)
+    sink = LakeSink(str(tmp_path), flush_rows=10, retry_seconds=0.02, background=True)
+    sink.write(frame(50))
+    deadline = time.monotonic() + 5
+    while down["tries"] < 3:  # the publisher keeps trying; the writer returned at once
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert sink.buffered_rows() == 50
+    down["on"] = False
+    while sink.buffered_rows():
+        assert time.monotonic() < deadline, "published once the destination is back"
+        time.sleep(0.01)
+    sink.close()
+    assert lake.scan(str(tmp_path)).select(pl.len()).collect().item() == 50

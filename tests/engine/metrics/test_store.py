@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import collections
+
+import numpy as np
 import pyarrow as pa
+import pytest
 
 from flowlake.engine import selfmetrics
-from tests.engine.metrics.conftest import Harness, by_label, frame
+from flowlake.engine.metrics import store
+from tests.engine.metrics.conftest import Harness, by_label, frame, scrape
 
 
 def sample(name: str, metric: str) -> float:
@@ -57,3 +62,20 @@ def test_label_less_metric_is_one_series(harness: type[Harness]) -> None:
     got = h.write(frame(3))
     assert by_label(got, "one_all_total", "") == {"": 5}
     assert by_label(got, "one_b_total", "") == {}  # no room for its series
+
+
+def test_deferred_merges_give_the_same_series_as_merging_every_batch(
+        harness: type[Harness], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Updates wait unmerged between scrapes; sums and the series cap stay exact (first 40 ports admitted)."""
+    monkeypatch.setattr(store, "MIN_PENDING_ROWS", 30)  # merges happen mid-way, and some rows still wait
+    h = harness(prefix="defer_", max_series=40, definitions=[per_port_counter()])
+    rng = np.random.default_rng(7)
+    sent = [rng.integers(0, 100, size=int(rng.integers(1, 20))) for _ in range(200)]
+    for batch in sent:
+        h.sink.write(frame(len(batch), DstPort=ports(*batch.tolist())))
+    order = list(dict.fromkeys(np.concatenate(sent).tolist()))  # distinct ports in arrival order
+    admitted = set(order[:40])
+    counts = collections.Counter(p for p in np.concatenate(sent).tolist() if p in admitted)
+    got = by_label(scrape(h.registry), "defer_flows_total", "DstPort")
+    assert got == {str(p): float(n) for p, n in counts.items()}
+    assert sample("flowlake_metrics_series", "defer_flows_total") == 40
