@@ -11,6 +11,7 @@ console`) are missing, and fail instead under FLOWLAKE_REQUIRE_BROWSER=1 (CI). N
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from flowlake.api import create_app, routes_console
 from flowlake.engine import config
@@ -112,8 +114,15 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def server(lake: Lake) -> Iterator[str]:
     """Base URL of the API (the real app under uvicorn) serving the lake."""
+    with serving(create_app(lake.url)) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port in a thread; yields the base URL."""
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(lake.url), host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, name="console-api", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -115,16 +115,21 @@ function wireControls() {
   for (const a of document.querySelectorAll("#tabs a")) {
     a.addEventListener("click", (ev) => { ev.preventDefault(); state.view = a.dataset.view; navigate(); });
   }
-  onTokenNeeded((why) => new Promise((resolve) => {
+  // Parallel requests (the overview's panels) that all get a 401 share one dialog.
+  let asking = null;
+  onTokenNeeded((why) => asking || (asking = new Promise((resolve) => {
     const d = $("token-dialog");
     d.querySelector("p").textContent = `The flowlake API asks for a bearer token: ${why}`;
+    d.returnValue = "";
     d.onclose = () => {
       const ok = d.returnValue === "ok" && $("token-input").value;
       if (ok) setToken($("token-input").value);
+      $("token-input").value = "";
+      asking = null;
       resolve(Boolean(ok));
     };
     d.showModal();
-  }));
+  })));
 }
 
 async function start() {
