@@ -9,6 +9,7 @@ field means the same thing, with a flatter layout.
 from __future__ import annotations
 
 from flowlake.engine.metrics import predefined
+from flowlake.operator import defaults
 from flowlake.operator.schema import (
     DNS_LABEL_PATTERN,
     K8S_NAME_PATTERN,
@@ -357,7 +358,7 @@ def openapi_schema() -> Schema:
     }, rules=[rule(f"self.metadata.name == '{SINGLETON}'",
                    f"a FlowCollector must be named '{SINGLETON}': there is one per cluster; set metadata.name: "
                    f"{SINGLETON}")])
-    root["properties"]["spec"]["default"] = {}
+    root["properties"]["spec"]["default"] = defaults.apply(root["properties"]["spec"], {})
     root["properties"]["status"]["properties"]["conditions"]["x-kubernetes-list-map-keys"] = ["type"]
     return root
 

@@ -37,7 +37,8 @@ def _rows(node: Obj, path: str, rows: list[str], rules: list[str]) -> None:
     required = set(node.get("required", []))
     for name, sub in props.items():
         p = f"{path}.{name}" if path else name
-        default = f"`{json.dumps(sub['default'])}`" if "default" in sub and sub["default"] != {} else ""
+        # an object's default is the sum of its fields' defaults, listed on their own rows
+        default = f"`{json.dumps(sub['default'])}`" if "default" in sub and sub.get("type") != "object" else ""
         desc = str(sub.get("description", "")).replace("|", "\\|")
         extra = []
         if name in required:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flowlake.operator import defaults
+
 Schema = dict[str, Any]
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
@@ -38,8 +40,13 @@ def obj(desc: str, props: Mapping[str, Schema], *, required: Iterable[str] = (),
 
 
 def section(desc: str, props: Mapping[str, Schema], *, rules: Iterable[Schema] = ()) -> Schema:
-    """An optional object defaulting to {}, so the API server fills its own defaults when it is left out."""
-    return obj(desc, props, default={}, rules=rules)
+    """An optional object that defaults to all its fields' defaults, so leaving it out means the defaults.
+
+    The default is spelled out in full (not `{}`): the API server checks a default against the CEL rules as
+    written, before filling nested defaults into it."""
+    node = obj(desc, props, rules=rules)
+    node["default"] = defaults.apply(node, {})
+    return node
 
 
 def string(desc: str, *, default: str | None = None, enum: Iterable[str] | None = None, pattern: str | None = None,
