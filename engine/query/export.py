@@ -1,9 +1,10 @@
 """Streaming export of a flow query: `iter_export` yields Arrow record batches, never the whole answer.
 
 Called by `GET /api/export` (which encodes the batches as CSV, NDJSON, Parquet or Arrow IPC) and by
-the Flight service. Memory stays bounded by one batch whatever the size of the answer: a pyarrow
-dataset scanner reads the opened hour partitions row group by row group (row groups outside the time
-range are skipped by their statistics), and each batch is filtered columnar with the same Polars
+the Flight service. Memory stays bounded whatever the size of the answer: a pyarrow dataset scanner
+reads the opened hour partitions row group by row group (row groups outside the time range are skipped
+by their statistics; Parquet decodes a row group at a time, so about one row group of the needed
+columns, lake.row_group_rows, is held), and each batch is filtered columnar with the same Polars
 predicate as `/api/flows` (tenant scope first, then filters, packet loss and record type).
 
 Rows come in lake order (hour partitions oldest first, then the order they were written); a sorted
@@ -91,7 +92,9 @@ def _batches(lake_url: str, q: FlowQuery, cols: list[str], scope: Scope, limit: 
         time_filter = time_filter & (pc.field("TimeFlowEndMs") < q.end_ms)
     dataset = ds.dataset(scan.files, filesystem=scan.fs, format="parquet", schema=schema.SCHEMA)
     left = limit
-    for raw in dataset.to_batches(columns=needed, filter=time_filter, batch_size=batch_rows):
+    # Little readahead: the scanner's defaults (16 batches, 4 files) would hold many row groups at once.
+    for raw in dataset.to_batches(columns=needed, filter=time_filter, batch_size=batch_rows, batch_readahead=1,
+                                  fragment_readahead=1):
         st.rows_scanned += raw.num_rows
         if raw.num_rows == 0:
             continue
