@@ -73,7 +73,7 @@ def drawn(page: Page) -> tuple[set[str], set[tuple[str, str]]]:
 
 
 def test_topology_draws_the_lake_and_steps_into_a_node(page: Page, server: str, lake: Lake) -> None:
-    open_view(page, server, "topology", scope="namespace", top=500)
+    open_view(page, server, "topology", scope="namespace", edges=500)
     nodes, edges = expected_graph(lake.in_range(), "namespace")
     assert drawn(page) == (nodes, edges)
     assert page.get_attribute("#topology-summary", "data-edges") == str(len(edges))
@@ -99,7 +99,7 @@ def test_topology_draws_the_lake_and_steps_into_a_node(page: Page, server: str, 
 
 
 def test_topology_groups(page: Page, server: str, lake: Lake) -> None:
-    open_view(page, server, "topology", scope="namespace", groups="hosts", top=500)
+    open_view(page, server, "topology", scope="namespace", groups="hosts", edges=500)
     want = api(server, "/api/topology", scope="namespace", groups="hosts", top=500, **RANGE)
     groups = {n["group"] for n in want["nodes"] if n["group"] is not None}
     assert groups
@@ -141,11 +141,26 @@ def test_filter_autocomplete_from_resources(page: Page, server: str, lake: Lake)
     page.fill("#filter-key", "namespace")
     page.dispatch_event("#filter-key", "change")
     page.focus("#filter-value")
-    page.wait_for_selector("#filter-value[data-suggestions]", state="attached")
+    page.wait_for_selector("#filter-value[data-suggestions-for=namespace]", state="attached")
     options = page.locator("#filter-values option").evaluate_all("(os) => os.map((o) => o.value)")
     frame = lake.in_range()
     namespaces = set(frame["SrcK8S_Namespace"].drop_nulls()) | set(frame["DstK8S_Namespace"].drop_nulls())
     assert options == [f'"{n}"' for n in sorted(namespaces)]
+    # Names are suggested for the kind and namespace already filtered on.
+    page.fill("#filter-key", "namespace")
+    page.fill("#filter-value", '"shop"')
+    before = loads(page)
+    page.click("#filter-add")
+    wait_loaded(page, before)
+    page.fill("#filter-key", "src_name")
+    page.dispatch_event("#filter-key", "change")
+    page.wait_for_selector("#filter-value[data-suggestions-for=src_name]", state="attached")
+    options = page.locator("#filter-values option").evaluate_all("(os) => os.map((o) => o.value)")
+    pods = set()
+    for side in ("Src", "Dst"):
+        mine = frame.filter((pl.col(f"{side}K8S_Namespace") == "shop") & (pl.col(f"{side}K8S_Type") == "Pod"))
+        pods |= set(mine[f"{side}K8S_Name"].drop_nulls())
+    assert options == [f'"{n}"' for n in sorted(pods)]
 
 
 def test_refresh_reloads_and_auto_refresh_is_kept_in_the_url(page: Page, server: str) -> None:

@@ -95,6 +95,7 @@ export function renderFilterBar(root, onChange) {
     if (keyIn.value.trim() !== key) return;
     valueList.replaceChildren(...values.map((v) => el("option", { value: `"${v}"` })));
     valIn.dataset.suggestions = String(values.length);
+    valIn.dataset.suggestionsFor = key;
   };
   keyIn.addEventListener("change", loadValues);
   valIn.addEventListener("focus", loadValues);

@@ -35,8 +35,15 @@ export function mount(root, ctx) {
   const opt = (k, d) => state.opts[k] || d;
   const scopeDef = () => config.scopes.find((s) => s.id === opt("scope", "namespace")) || config.scopes[3];
   const set = (k, v) => { state.opts[k] = v; ctx.navigate(); };
-  const select = (id, key, values, dflt, label) => el("label", {}, `${label} `, el("select", { id, onchange: (e) => set(key, e.target.value) },
-    values.map((v) => el("option", { value: v, selected: v === opt(key, dflt) }, v))));
+  const select = (id, key, values, dflt, label) => {
+    const cur = opt(key, dflt);
+    const all = values.includes(cur) ? values : [...values, cur];  // a value set through the URL
+    return el("label", {}, `${label} `, el("select", { id, onchange: (e) => set(key, e.target.value) },
+      all.map((v) => el("option", { value: v, selected: v === cur }, v))));
+  };
+  // The graph keeps its drawing centred when the side panel opens or closes.
+  const refit = () => { if (cy) { cy.resize(); cy.fit(undefined, 20); } };
+  const hideSide = () => { side.hidden = true; refit(); };
 
   const controls = el("div", { class: "view-controls" });
   const graph = el("div", { class: "graph", id: "topology-graph" });
@@ -53,7 +60,7 @@ export function mount(root, ctx) {
       select("topology-groups", "groups", s.groups, "none", "Groups"),
       select("topology-type", "type", TYPES, "Bytes", "Metric"),
       select("topology-function", "function", FUNCTIONS, "sum", "Function"),
-      select("topology-top", "top", ["10", "25", "50", "100", "200"], "50", "Top"),
+      select("topology-top", "edges", ["10", "25", "50", "100", "200"], "50", "Top edges"),
       select("topology-layout", "layout", LAYOUTS, "cose", "Layout"),
       summary);
   }
@@ -82,13 +89,19 @@ export function mount(root, ctx) {
           "text-valign": "top", "font-weight": "bold", shape: "round-rectangle" } },
         { selector: "node:selected", style: { "background-color": "#e8a33d" } },
         { selector: "edge", style: { width: "data(width)", "line-color": "#9aa7b4", "target-arrow-color": "#9aa7b4",
-          "target-arrow-shape": "triangle", "curve-style": "bezier", label: "data(label)", "font-size": 8, color: "#555",
+          "target-arrow-shape": "triangle", "curve-style": "bezier", "font-size": 8, color: "#555",
           "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.8 } },
+        { selector: "edge.labeled, edge:selected", style: { label: "data(label)" } },
+        { selector: "edge.hot", style: { label: "data(label)", "line-color": "#e8a33d", "target-arrow-color": "#e8a33d" } },
       ],
       layout: { name: opt("layout", "cose"), animate: false, padding: 20 },
     });
+    // Edge values: all of them on a small graph, else those of the node under the pointer.
+    if (edges.length <= 30) cy.edges().addClass("labeled");
+    cy.on("mouseover", "node", (ev) => ev.target.connectedEdges().addClass("hot"));
+    cy.on("mouseout", "node", (ev) => ev.target.connectedEdges().removeClass("hot"));
     cy.on("tap", "node", (ev) => { if (!ev.target.hasClass("group")) showSide(ev.target.id()); });
-    cy.on("tap", (ev) => { if (ev.target === cy) side.hidden = true; });
+    cy.on("tap", (ev) => { if (ev.target === cy && !side.hidden) hideSide(); });
     ctx.hook.topology = {
       scope: scopeDef().id, groups: opt("groups", "none"), nodes: data.nodes, edges: data.edges, cy,
       drawn: { nodes: cy.nodes().not(".group").map((n) => n.id()), groups: cy.nodes(".group").map((n) => n.id()),
@@ -111,7 +124,7 @@ export function mount(root, ctx) {
     const label = (pid) => data.nodes.find((n) => n.id === pid)?.label ?? pid;
     const chart = el("div", { class: "side-chart", id: "side-chart" });
     side.replaceChildren(
-      el("button", { class: "close", "aria-label": "close", onclick: () => { side.hidden = true; } }, "×"),
+      el("button", { class: "close", "aria-label": "close", onclick: hideSide }, "×"),
       el("h3", {}, node.label), el("p", { class: "muted" }, `${s.name} · ${node.id}`),
       el("table", { class: "kv" }, Object.entries(node.fields).map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v ?? "")))),
       el("table", { class: "kv", id: "side-stats" }, el("tr", {}, el("th", {}, `In (${type} ${fn})`), el("td", { "data-value": node.in }, fmt(node.in))),
@@ -131,8 +144,12 @@ export function mount(root, ctx) {
       el("h4", {}, "Traffic over time"), chart,
       el("h4", {}, "Top destinations"), el("ul", { class: "peers" }, peersOut.slice(0, 10).map((e) => el("li", {}, `${label(e.target)}: ${fmt(e.value)}`))),
       el("h4", {}, "Top sources"), el("ul", { class: "peers" }, peersIn.slice(0, 10).map((e) => el("li", {}, `${label(e.source)}: ${fmt(e.value)}`))));
+    const wasHidden = side.hidden;
     side.hidden = false;
     side.dataset.node = id;
+    cy?.nodes().unselect();
+    cy?.getElementById(id).select();
+    if (wasHidden) refit();
     try {
       const seriesFn = fn === "sum" ? "rate" : fn;  // a sum over time is a rate per step
       const q = (filter) => {
@@ -159,7 +176,7 @@ export function mount(root, ctx) {
     p.set("groups", opt("groups", "none"));
     p.set("type", opt("type", "Bytes"));
     p.set("function", opt("function", "sum"));
-    p.set("top", opt("top", "50"));
+    p.set("top", opt("edges", "50"));
     let res;
     try {
       res = await get("/api/topology", p);
