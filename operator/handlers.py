@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -40,12 +40,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     reconciler()  # fail at start, not at the first event, when the API is unreachable
 
 
-def _run(body: dict[str, Any], logger: kopf.Logger) -> None:
+def _run(body: kopf.Body, logger: kopf.Logger) -> None:
     try:
-        out = reconciler().reconcile(body)
+        out = reconciler().reconcile(dict(body))
     except KubeError as exc:
         raise kopf.TemporaryError(f"reconciliation failed, retrying: {exc}", delay=10) from exc
     if out.problem:
+        kopf.warn(body, reason="SpecRefused", message=out.problem)  # a standard Warning event (kubectl describe)
         raise kopf.PermanentError(out.problem)
     if out.deleted:
         logger.info("removed %d objects no longer wanted: %s", len(out.deleted), ", ".join(out.deleted))
@@ -56,7 +57,7 @@ def _run(body: dict[str, Any], logger: kopf.Logger) -> None:
 @kopf.on.update(GROUP, VERSION, fc.PLURAL)
 @kopf.on.resume(GROUP, VERSION, fc.PLURAL)
 def apply_collector(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    _run(dict(body), logger)
+    _run(body, logger)
 
 
 @kopf.timer(GROUP, VERSION, fc.PLURAL, interval=INTERVAL, initial_delay=INTERVAL)
@@ -88,4 +89,4 @@ def flowmetric_changed(logger: kopf.Logger, **_: Any) -> None:
     if collector is None:
         logger.info("no FlowCollector %r yet: the metric is used once it exists", fc.SINGLETON)
         return
-    _run(collector, logger)
+    _run(kopf.Body(cast(Any, collector)), logger)

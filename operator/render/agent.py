@@ -68,7 +68,8 @@ def _security(privileged: bool) -> Obj:
 def daemonset(collector: Obj, spec: Obj) -> Obj:
     a = spec["agent"]
     volumes = [{"name": n, "hostPath": {"path": p, "type": t}} for n, p, _, t in HOST_PATHS]
-    mounts = [{"name": n, "mountPath": p, "readOnly": ro} for n, p, ro, _ in HOST_PATHS]
+    # readOnly only when true: the API server stores a false one as absent (server-side apply stays a no-op)
+    mounts = [{"name": n, "mountPath": p, **({"readOnly": True} if ro else {})} for n, p, ro, _ in HOST_PATHS]
     if spec["deploymentModel"] == "Kafka":
         files = kafka.files(spec["kafka"], "kafka")
         volumes += files.volumes

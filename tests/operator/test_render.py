@@ -191,7 +191,7 @@ def test_agent_daemonset_capabilities_and_host_mounts() -> None:
     assert CAPABILITIES == ["BPF", "PERFMON", "NET_ADMIN", "SYS_RESOURCE"]
     assert {v["hostPath"]["path"] for v in pod["volumes"]} == {
         "/sys/fs/bpf", "/sys/kernel/tracing", "/lib/modules", "/usr/src", "/sys/kernel/btf"}
-    mounts = {m["mountPath"]: m["readOnly"] for m in pod["containers"][0]["volumeMounts"]}
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in pod["containers"][0]["volumeMounts"]}
     assert mounts == {"/sys/fs/bpf": False, "/sys/kernel/tracing": True, "/lib/modules": True, "/usr/src": True,
                       "/sys/kernel/btf": True}
     privileged = find(objects(SPECS["direct-conntrack-loki"]), "DaemonSet", "flowlake-agent")
