@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 CONSOLE_DIR = Path(__file__).parent / "console"
 WEB_DIR = CONSOLE_DIR / "web"
 VENDOR_DIR = CONSOLE_DIR / "vendor"
-VENDOR_STAMP = VENDOR_DIR / ".stamp"  # written last by `make console`: vendor/ is complete
+VENDOR_FILES = ("uplot.js", "uplot.css", "cytoscape.js")  # what `make console` copies and the page loads
 CONFIG_ENV = "FLOWLAKE_CONSOLE_CONFIG"
 
 MISSING_VENDOR = (
@@ -125,9 +125,14 @@ def frontend_config() -> dict[str, Any]:
             "configError": problem}
 
 
+def vendored() -> bool:
+    """True when `make console` has put the front-end libraries in place."""
+    return all((VENDOR_DIR / name).is_file() for name in VENDOR_FILES)
+
+
 @router.get("/", include_in_schema=False, response_model=None)
 def index() -> Response:
-    if not VENDOR_STAMP.exists():
+    if not vendored():
         return HTMLResponse(f"<!doctype html><title>flowlake console: run make console</title>"
                             f"<h1>flowlake console not installed</h1><p>{MISSING_VENDOR}</p>", status_code=503)
     # The page is tiny and names its modules by path: never let a browser keep a stale one.
@@ -147,7 +152,7 @@ class VendorFiles(StaticFiles):
     """StaticFiles that answers 503 with the `make console` message while vendor/ is missing."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not VENDOR_STAMP.exists():
+        if not vendored():
             await Response(MISSING_VENDOR, status_code=503, media_type="text/plain")(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

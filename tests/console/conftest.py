@@ -56,7 +56,7 @@ def browser_missing() -> str | None:
         return "the Python package playwright is missing: pip install 'flowlake[console]'"
     if not os.access(CHROMIUM, os.X_OK):
         return f"{CHROMIUM} is missing: apt-get install chromium (make install does it)"
-    if not routes_console.VENDOR_STAMP.exists():
+    if not routes_console.vendored():
         return "the console's front-end libraries are missing: run make console"
     return None
 

@@ -20,7 +20,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def test_page_and_modules_are_served(client: TestClient) -> None:
-    if not routes_console.VENDOR_STAMP.exists():
+    if not routes_console.vendored():
         pytest.skip("run make console to vendor the front-end libraries")
     page = client.get("/")
     assert page.status_code == 200
@@ -36,7 +36,7 @@ def test_page_and_modules_are_served(client: TestClient) -> None:
 
 def test_missing_libraries_say_run_make_console(client: TestClient, monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
-    monkeypatch.setattr(routes_console, "VENDOR_STAMP", tmp_path / "nowhere" / ".stamp")
+    monkeypatch.setattr(routes_console, "VENDOR_DIR", tmp_path / "nowhere")
     for path in ("/", "/console/vendor/uplot.js"):
         resp = client.get(path)
         assert resp.status_code == 503, path
