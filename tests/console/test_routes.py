@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from flowlake.api import create_app, routes_console
 from flowlake.engine import schema
+from tests.console.conftest import REQUIRE_BROWSER
 
 
 @pytest.fixture
@@ -21,7 +22,10 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 def test_page_and_modules_are_served(client: TestClient) -> None:
     if not routes_console.vendored():
-        pytest.skip("run make console to vendor the front-end libraries")
+        why = "the console's front-end libraries are missing: run make console"
+        if REQUIRE_BROWSER:
+            pytest.fail(f"under FLOWLAKE_REQUIRE_BROWSER=1: {why}")
+        pytest.skip(why)
     page = client.get("/")
     assert page.status_code == 200
     assert '<script type="module" src="console/js/main.js">' in page.text

@@ -72,6 +72,15 @@ def test_quick_filter_and_match_any(page: Page, server: str, lake: Lake) -> None
     assert Counter(shown_rows(page)) == Counter(expected(either))
 
 
+def test_match_both_directions(page: Page, server: str, lake: Lake) -> None:
+    open_view(page, server, "table", limit=1000, pageSize=100, match="bidirectional",
+              filters='src_namespace="shop"&dst_namespace="analytics"')
+    src, dst = pl.col("SrcK8S_Namespace"), pl.col("DstK8S_Namespace")
+    both = lake.in_range().filter(((src == "shop") & (dst == "analytics")) | ((src == "analytics") & (dst == "shop")))
+    assert both.filter(src == "analytics").height > 0 and both.filter(src == "shop").height > 0
+    assert Counter(shown_rows(page)) == Counter(expected(both))
+
+
 def test_bad_filter_shows_the_api_message(page: Page, server: str) -> None:
     open_view(page, server, "table")
     before = loads(page)
