@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # or the standard library's `operator` module is shadowed.
 export PYTHONSAFEPATH := 1
 
-.PHONY: up test install lint unit bench docs clean-venv test-servers victorialogs k8s-apiserver kafka-broker console
+.PHONY: up test install lint unit bench docs clean-venv test-servers victorialogs k8s-apiserver kafka-broker console image
 
 up: install
 	$(VENV)/bin/flowlake up
@@ -106,6 +106,12 @@ bench: install
 
 docs: install
 	$(VENV)/bin/flowlake docs --write
+	$(VENV)/bin/flowlake operator manifests   # deploy/ (CRDs, operator RBAC and Deployment, samples), docs/operator.md
+
+# The one container image of every component (needs docker; not built by `make test`).
+IMAGE ?= ghcr.io/flowlake/flowlake:0.1.0
+image:
+	docker build -t $(IMAGE) .
 
 clean-venv:
 	rm -rf $(VENV)
