@@ -7,6 +7,7 @@ Polars load inside `run`.
 from __future__ import annotations
 
 import argparse
+import signal
 from typing import Any
 
 DEFAULT_LAKE = "./flowlake-data/lake"
@@ -56,12 +57,19 @@ def run(args: argparse.Namespace) -> int:
     status_info["auth"] = "tokens" if args.tokens else "kubernetes" if args.kube_auth else "off"
     flight = _start_flight(args, status_info, authenticator)
     app = create_app(args.lake, status_info=status_info, authenticator=authenticator)
+    # uvicorn re-raises SIGTERM once its graceful shutdown is done; as SystemExit(0) it unwinds through
+    # the `finally` below, so the Flight server stops too and the process exits 0, as the processor does.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
         if flight is not None:
             flight.shutdown()  # uvicorn returned on SIGTERM/Ctrl-C: stop the gRPC server with it
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def make_authenticator(args: argparse.Namespace) -> Any:

@@ -29,7 +29,7 @@ from flowlake.engine.query import flows, tenancy, timeseries, topology
 from flowlake.engine.store import lake, layout
 
 if TYPE_CHECKING:
-    from flowlake.api.auth import Principal, TokenStore
+    from flowlake.api.auth import Authenticator, Principal
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 8815
@@ -50,13 +50,13 @@ class _Caller(flight.ServerMiddleware):  # type: ignore[misc]
 
 
 class _Auth(flight.ServerMiddlewareFactory):  # type: ignore[misc]
-    """Checks `authorization: Bearer <token>` on every call against the API's TokenStore."""
+    """Checks `authorization: Bearer <token>` on every call with the HTTP API's authenticator."""
 
-    def __init__(self, tokens: TokenStore | None) -> None:
-        self.tokens = tokens
+    def __init__(self, authenticator: Authenticator | None) -> None:
+        self.authenticator = authenticator
 
     def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> _Caller:
-        if self.tokens is None:
+        if self.authenticator is None:
             return _Caller(None)
         from flowlake.api.auth import AuthError
 
@@ -64,7 +64,7 @@ class _Auth(flight.ServerMiddlewareFactory):  # type: ignore[misc]
         raw = values[0] if values else None
         token = raw[7:].strip() if raw and raw[:7].lower() == "bearer " else None
         try:
-            return _Caller(self.tokens.authenticate(token))
+            return _Caller(self.authenticator.authenticate(token))
         except AuthError as exc:
             selfmetrics.FLIGHT_REQUESTS.labels(kind=_method(info), status="unauthenticated").inc()
             raise flight.FlightUnauthenticatedError(f"{exc} (send the header `authorization: Bearer "
@@ -72,7 +72,7 @@ class _Auth(flight.ServerMiddlewareFactory):  # type: ignore[misc]
 
 
 def _method(info: flight.CallInfo) -> str:
-    return str(info.method).rsplit(".", 1)[-1].lower()
+    return str(info.method.name).lower()  # do_get, list_flights, ...: the call refused
 
 
 def bad_request(exc: TicketError, kind: str) -> flight.FlightServerError:
@@ -96,11 +96,11 @@ def lake_span(lake_url: str) -> tuple[int, int] | None:
 
 
 class QueryFlightServer(flight.FlightServerBase):  # type: ignore[misc]
-    """Answers Flight tickets over the lake at `lake_url`; `tokens=None` means auth is off."""
+    """Answers Flight tickets over the lake at `lake_url`; `authenticator=None` means auth is off."""
 
-    def __init__(self, location: str, lake_url: str, tokens: TokenStore | None = None,
+    def __init__(self, location: str, lake_url: str, authenticator: Authenticator | None = None,
                  batch_rows: int = BATCH_ROWS) -> None:
-        super().__init__(location, middleware={"auth": _Auth(tokens)})
+        super().__init__(location, middleware={"auth": _Auth(authenticator)})
         self.lake_url = lake_url
         self.batch_rows = batch_rows
 
@@ -255,13 +255,13 @@ _PARAMETER: dict[str, Any] = {"start_ms": "start_time", "end_ms": "end_time", "s
                               "scope_level": "scope"}
 
 
-def start(host: str, port: int, lake_url: str, tokens: TokenStore | None = None) -> QueryFlightServer:
+def start(host: str, port: int, lake_url: str, authenticator: Authenticator | None = None) -> QueryFlightServer:
     """Start serving on grpc://host:port (gRPC threads; returns at once). Raises FlowlakeError naming the
     port when it cannot bind."""
     from flowlake.engine.errors import ConfigError
 
     try:
-        server = QueryFlightServer(f"grpc://{host}:{port}", lake_url, tokens)
+        server = QueryFlightServer(f"grpc://{host}:{port}", lake_url, authenticator)
     except (pa.ArrowException, OSError) as exc:
         raise ConfigError(f"the Flight query service cannot listen on {host}:{port} ({exc}); the port is "
                           "probably taken: pass another --flight-port, or --flight-port 0 to disable it") from exc

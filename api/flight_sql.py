@@ -4,12 +4,14 @@ The `flows` table is the lake's LazyFrame, already cut to the caller's tenant sc
 so whatever the SQL does it only sees those rows. Polars SQL can also read files by itself through
 table functions (`read_parquet('...')`, `read_csv(...)`, quoted or not), which would step outside
 that frame; they are refused in two independent ways: a lexical check rejects any `read_*` call and
-anything but one SELECT/WITH statement, and the final plan may only scan what the `flows` frame scans.
+anything but one SELECT/WITH statement, and in the final plan every file scan must sit under the
+`flows` frame (which carries a random marker per query, so SQL cannot fake it).
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 
 import polars as pl
 
@@ -23,7 +25,8 @@ _TOKEN = re.compile(r"""
   | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
   | (?P<other>\S)
 """, re.VERBOSE | re.DOTALL)
-_SCAN = re.compile(r"(?m)^\s*(\w+ SCAN.*)$")
+_SCAN = re.compile(r"(?m)^\s*\w+ SCAN\b")
+_MARK = "__flowlake_scope__"
 _LINE_COL = re.compile(r"Line: (\d+), Column: (\d+)")
 _QUOTED_NAME = re.compile(r"""(?:column|function|relation|table)\s+["'](\w+)["']""")
 TABLE = "flows"
@@ -60,22 +63,24 @@ def check(sql: str) -> None:
                               f"the `{TABLE}` table only", "sql", pos)
 
 
-def _scans(frame: pl.LazyFrame) -> list[str]:
-    return sorted(m.group(1).strip() for m in _SCAN.finditer(frame.explain(optimized=False)))
+def _scans(plan: str) -> int:
+    return len(_SCAN.findall(plan))
 
 
 def execute(flows: pl.LazyFrame, sql: str) -> pl.LazyFrame:
     """The lazy result of `sql` over `flows`; its schema is resolved here, so bad SQL fails before streaming."""
     check(sql)
-    ctx = pl.SQLContext(frames={TABLE: flows}, register_globals=False, eager=False)
+    marker = uuid.uuid4().hex  # a value the SQL cannot know: it names the plan nodes `flows` contributes
+    marked = flows.with_columns(pl.lit(marker).alias(_MARK)).drop(_MARK)
+    ctx = pl.SQLContext(frames={TABLE: marked}, register_globals=False, eager=False)
     try:
         result = ctx.execute(sql)
         result.collect_schema()
-        allowed = set(_scans(flows))
-        outside = [s for s in _scans(result) if s not in allowed]
+        plan = result.explain(optimized=False)
+        per_table = _scans(flows.explain(optimized=False))
     except pl.exceptions.PolarsError as exc:
         raise sql_error(sql, exc) from exc
-    if outside:  # the lexical check should have caught it; this is the backstop
+    if _scans(plan) != plan.count(marker) * per_table:  # the backstop behind `check`: a scan of its own
         raise TicketError(f"the query reads data outside the `{TABLE}` table; query `{TABLE}` only", "sql")
     return result
 

@@ -13,6 +13,7 @@ import pytest
 
 import flowlake.engine as fl
 from flowlake.engine import schema
+from flowlake.engine.client import QueryError
 from flowlake.engine.query import timeseries, topology
 from tests.flight.conftest import END_MS, START_MS
 
@@ -111,7 +112,7 @@ def test_camel_case_keys_are_accepted(url: str, world: dict[str, Any]) -> None:
     ({"kind": "sql"}, "sql"),
 ], ids=["kind", "unknown-key", "column", "range", "filters", "metric-type", "scope", "no-sql"])
 def test_bad_tickets_name_the_parameter(url: str, ticket: dict[str, Any], parameter: str) -> None:
-    with pytest.raises(fl.client.QueryError) as err:
+    with pytest.raises(QueryError) as err:
         fl.connect(url).query(ticket)
     assert err.value.parameter == parameter
     assert str(err.value)

@@ -1,0 +1,84 @@
+"""`flowlake api --flight-port`: the Flight service runs beside uvicorn in one process and stops with it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+import flowlake.engine as fl
+from flowlake.engine.client import ClientError
+from tests.procs import finish
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def api(lake: str, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", "--log-level", "WARNING", "api",
+                             "--lake", lake, "--port", str(port), "--log-level", "warning", *extra],
+                            stderr=subprocess.PIPE)
+    return proc, port
+
+
+def wait_http(port: int, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1].decode()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2) as resp:
+                return json.loads(resp.read())  # type: ignore[no-any-return]
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("flowlake api never answered")
+
+
+def test_flight_runs_beside_http_and_stops_on_sigterm(world: dict[str, Any]) -> None:
+    flight_port = free_port()
+    proc, port = api(world["lake"], "--flight-port", str(flight_port))
+    try:
+        status = wait_http(port, proc)["info"]
+        assert status["flight"] == f"grpc://127.0.0.1:{flight_port}"
+        got = fl.connect(f"grpc://127.0.0.1:{flight_port}").sql("SELECT count(*) AS n FROM flows")
+        assert got["n"][0] == world["synth"].num_rows
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert b"Traceback" not in proc.communicate()[1]
+        with pytest.raises(ClientError, match="flowlake api --flight-port"):
+            fl.connect(f"grpc://127.0.0.1:{flight_port}").sql("SELECT 1 AS x FROM flows")
+    finally:
+        finish(proc)
+
+
+def test_flight_port_zero_disables_it(world: dict[str, Any]) -> None:
+    proc, port = api(world["lake"], "--flight-port", "0")
+    try:
+        assert wait_http(port, proc)["info"]["flight"] == "disabled (--flight-port 0)"
+    finally:
+        finish(proc)
+
+
+def test_a_taken_flight_port_given_explicitly_fails_with_the_fix(world: dict[str, Any]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc, _ = api(world["lake"], "--flight-port", str(taken.getsockname()[1]))
+        try:
+            _, err = proc.communicate(timeout=30)
+        finally:
+            finish(proc)
+    assert proc.returncode == 2
+    assert "pass another --flight-port, or --flight-port 0" in err.decode()
