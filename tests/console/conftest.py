@@ -1,5 +1,5 @@
-"""Fixtures for the web console tests: an enriched lake of generated flows, the API serving it with uvicorn
-on a free loopback port, and Debian's Chromium driven by Playwright.
+"""Fixtures for the web console tests: an enriched lake of generated flows, a real `flowlake api` process
+serving it on a free loopback port, and Debian's Chromium driven by Playwright.
 
 The lake is made the way a deployment makes it: `engine.synth` flows of a generated cluster go through the
 real processor (enrich, direction, layer, subnets, decode) into the Parquet lake sink. Tests compute what
@@ -15,8 +15,10 @@ import contextlib
 import importlib.util
 import json
 import os
+import signal
 import socket
-import threading
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -30,10 +32,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from flowlake.api import create_app, routes_console
+from flowlake.api import routes_console
 from flowlake.engine import config
 from flowlake.engine.metadata import static
 from flowlake.engine.processor import Processor
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 REQUIRE_BROWSER = os.environ.get("FLOWLAKE_REQUIRE_BROWSER") == "1"
 CHROMIUM = "/usr/bin/chromium"
+LOOPBACK = "http://127.0.0.1:"  # every server the tests start listens there
 ARTIFACTS = Path(__file__).parent / "artifacts"
 START_S = 1_795_600_800  # 2026-11-25T10:00:00Z, an hour boundary
 END_S = START_S + 3600
@@ -113,25 +114,36 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def server(lake: Lake) -> Iterator[str]:
-    """Base URL of the API (the real app under uvicorn) serving the lake."""
-    with serving(create_app(lake.url)) as base:
+    """Base URL of a real `flowlake api` process serving the lake."""
+    with flowlake_api(lake.url) as base:
         yield base
 
 
 @contextlib.contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in a thread; yields the base URL."""
+def flowlake_api(lake_url: str, *args: str) -> Iterator[str]:
+    """`flowlake api` on a free loopback port (no Flight service); yields its base URL, stops it after."""
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, name="console-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", "api", "--lake", lake_url,
+                             "--port", str(port), "--flight-port", "0", "--log-level", "warning", *args])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"flowlake api exited with {proc.returncode}"
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "flowlake api did not answer /healthz within 60 s"
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def api(base: str, path: str, **params: Any) -> Any:
@@ -153,14 +165,14 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser, server: str) -> Iterator[Page]:
-    """A fresh browser context (empty local storage) whose page may only talk to the API's origin."""
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (empty local storage) whose page may only talk to loopback (the APIs under test)."""
     context = browser.new_context(viewport={"width": 1400, "height": 950}, accept_downloads=True)
     pg = context.new_page()
     errors: list[str] = []
     foreign: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("request", lambda r: None if r.url.startswith((server, "data:", "blob:")) else foreign.append(r.url))
+    pg.on("request", lambda r: None if r.url.startswith((LOOPBACK, "data:", "blob:")) else foreign.append(r.url))
     yield pg
     context.close()
     assert not errors, f"JavaScript errors in the console: {errors}"

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
+import yaml
 
-from flowlake.api import create_app
-from flowlake.api.auth import TokenStore
-from tests.console.conftest import END_S, START_S, Lake, loads, screenshot, serving, wait_loaded
+from tests.console.conftest import END_S, START_S, Lake, flowlake_api, loads, screenshot, wait_loaded
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -20,11 +19,12 @@ TENANT_TOKEN = "t-search-012345"
 
 
 @pytest.fixture(scope="module")
-def auth_server(lake: Lake) -> Iterator[str]:
-    store = TokenStore.from_mapping({"tokens": [
+def auth_server(lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tokens = tmp_path_factory.mktemp("auth") / "tokens.yaml"
+    tokens.write_text(yaml.safe_dump({"tokens": [
         {"name": "admin", "token": "t-admin-0123456", "role": "admin"},
-        {"name": "search-team", "token": TENANT_TOKEN, "role": "tenant", "namespaces": ["search"]}]})
-    with serving(create_app(lake.url, authenticator=store)) as base:
+        {"name": "search-team", "token": TENANT_TOKEN, "role": "tenant", "namespaces": ["search"]}]}))
+    with flowlake_api(lake.url, "--tokens", str(tokens)) as base:
         yield base
 
 

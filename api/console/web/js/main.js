@@ -76,6 +76,8 @@ function schedule() {
 
 function render() {
   fromHash(location.hash);
+  // Show the full state (defaults included) in the address bar, so the link reproduces this page.
+  if (location.hash !== toHash()) history.replaceState(null, "", toHash());
   syncControls();
   banner(config.configError ? `console config: ${config.configError}` : "", "warning");
   renderFilterBar($("filterbar"), navigate);
