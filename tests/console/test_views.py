@@ -163,7 +163,8 @@ def test_filter_autocomplete_from_resources(page: Page, server: str, lake: Lake)
     assert options == [f'"{n}"' for n in sorted(pods)]
 
 
-def test_refresh_reloads_and_auto_refresh_is_kept_in_the_url(page: Page, server: str) -> None:
+def test_refresh_now_and_auto_refresh(page: Page, server: str) -> None:
+    page.clock.install()  # the page's timers run on a clock the test moves
     open_view(page, server, "table")
     before = loads(page)
     page.click("#reload")
@@ -172,9 +173,20 @@ def test_refresh_reloads_and_auto_refresh_is_kept_in_the_url(page: Page, server:
     page.select_option("#refresh", "15")
     wait_loaded(page, before)
     assert re.search(r"[?&]refresh=15\b", page.evaluate("location.hash"))
+    for _ in range(2):  # every 15 s the view queries again, by itself
+        before = loads(page)
+        page.clock.run_for(15_000)
+        wait_loaded(page, before)
     page.reload()
     wait_loaded(page, 0)
     assert page.input_value("#refresh") == "15"
+    before = loads(page)
+    page.select_option("#refresh", "0")
+    wait_loaded(page, before)
+    before = loads(page)
+    page.clock.run_for(60_000)
+    page.wait_for_timeout(300)
+    assert loads(page) == before  # off: nothing more
 
 
 @pytest.mark.parametrize(("view", "path", "selector"), [
@@ -188,6 +200,15 @@ def test_a_missing_endpoint_shows_not_available(page: Page, server: str, view: s
                                                          body='{"detail": "Not Found"}'))
     open_view(page, server, view)
     assert page.inner_text(selector).startswith("Not available")
+
+
+def test_export_not_available_on_a_server_without_it(page: Page, server: str) -> None:
+    schema = api(server, "/openapi.json")
+    del schema["paths"]["/api/export"]
+    page.route("**/openapi.json", lambda route: route.fulfill(json=schema))
+    open_view(page, server, "table")
+    assert page.is_disabled("#export")
+    assert page.inner_text("#export-error").startswith("Export not available")
 
 
 def test_page_loads_every_view_from_the_api_origin_only(page: Page, server: str) -> None:
