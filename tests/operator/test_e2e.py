@@ -151,7 +151,10 @@ def test_flowmetrics_feed_the_processor_config(operator: Path, crds_installed: K
         return bool(yaml.safe_load(config_text(kube))["metrics"]["definitions"] == [served])
 
     wait_until(served_now, WAIT, "the FlowMetric in the processor config")
-    assert processor_hash(kube) == digest(processor_config(spec_of(collector(kube)), [served])) != state["hash0"]
+    new_hash = digest(processor_config(spec_of(collector(kube)), [served]))
+    # the Deployment is applied just after the ConfigMap, in the same pass
+    wait_until(lambda: processor_hash(kube) == new_hash, WAIT, "the processor's new config hash")
+    assert new_hash != state["hash0"]
 
     def ready(ns: str, name: str) -> Obj:
         fm = kube.get("FlowMetric", name, ns) or {}
