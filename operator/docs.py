@@ -37,8 +37,9 @@ def _rows(node: Obj, path: str, rows: list[str], rules: list[str]) -> None:
     required = set(node.get("required", []))
     for name, sub in props.items():
         p = f"{path}.{name}" if path else name
-        # an object's default is the sum of its fields' defaults, listed on their own rows
-        default = f"`{json.dumps(sub['default'])}`" if "default" in sub and sub.get("type") != "object" else ""
+        # a section's default is the sum of its fields' defaults, listed on their own rows
+        own = "default" in sub and not any("default" in f for f in sub.get("properties", {}).values())
+        default = f"`{json.dumps(sub['default'])}`" if own else ""
         desc = str(sub.get("description", "")).replace("|", "\\|")
         extra = []
         if name in required:
@@ -46,7 +47,8 @@ def _rows(node: Obj, path: str, rows: list[str], rules: list[str]) -> None:
         for key, label in (("minimum", "min"), ("maximum", "max"), ("maxItems", "max items"), ("pattern", "pattern")):
             if key in sub:
                 extra.append(f"{label} `{sub[key]}`")
-        rows.append(f"| `{p}` | {_type(sub)} | {default} | {desc}{' (' + '; '.join(extra) + ')' if extra else ''} |")
+        notes = (" (" + "; ".join(extra) + ")").replace("|", "\\|") if extra else ""
+        rows.append(f"| `{p}` | {_type(sub)} | {default} | {desc}{notes} |")
         if sub.get("type") == "array" and sub["items"].get("type") == "object":
             _rows(sub["items"], f"{p}[]", rows, rules)
         elif sub.get("type") == "object":
