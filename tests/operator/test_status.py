@@ -81,3 +81,25 @@ def test_flowmetric_verdicts() -> None:
         "metrics.definitions); rename the custom definition or drop it from include")
     assert by_name["no-suffix"].message.startswith("metric 'no_suffix': metricName: Counter names end in _total")
     assert not by_name["x-total"].ok and "FlowCollector namespace 'flowlake'" in by_name["x-total"].message
+
+
+def test_specs_the_agent_or_processor_would_refuse() -> None:
+    from flowlake.operator import reconcile
+    from flowlake.operator.render import processor_config, spec_of
+    from tests.operator.specs import collector
+
+    def problem(spec: Obj) -> str:
+        s = spec_of(collector(spec))
+        return reconcile.check_config(s, processor_config(s, []))
+
+    # two spellings of one network pass CEL (different strings) but not the agent's one-rule-per-CIDR map
+    rules = [{"cidr": "10.0.0.0/8"}, {"cidr": "10.1.0.0/8"}]
+    assert problem({"agent": {"flowFilter": {"enable": True, "rules": rules}}}) == (
+        "agent.flowFilter: filter rule 1: a rule for 10.0.0.0/8 already exists (one rule per CIDR)")
+    assert problem({"processor": {"filters": [{"query": "Proto="}]}}).startswith("filters.0.query: ")
+    assert problem({"processor": {"metrics": {"includeList": ["namespace_flows_total"], "prefix": "fl_"}}}) == ""
+    ipfix = spec_of(collector({"exporters": [{"type": "IPFIX", "ipfix": {"targetHost": "c"}},
+                                             {"type": "OpenTelemetry", "openTelemetry": {"targetHost": "o"}}]}))
+    assert reconcile._unsupported_note(ipfix) == (
+        "exporters of type IPFIX, OpenTelemetry are not implemented by the processor yet and are ignored; "
+        "use a Kafka exporter")
