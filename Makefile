@@ -15,7 +15,8 @@ PYTEST_ARGS ?=
 # or the standard library's `operator` module is shadowed.
 export PYTHONSAFEPATH := 1
 
-.PHONY: up test install lint unit bench docs clean-venv test-servers victorialogs k8s-apiserver kafka-broker console image
+.PHONY: up test install lint unit bench docs clean-venv test-servers victorialogs k8s-apiserver kafka-broker console image \
+  notebook
 
 up: install
 	$(VENV)/bin/flowlake up
@@ -100,6 +101,12 @@ victorialogs:
 # Central into $${FLOWLAKE_CACHE:-/var/cache/flowlake}/kafka/VERSION/libs (~15 s, 43 MB); later runs return at once.
 kafka-broker:
 	bash tests/kafka/build_kafka.sh >/dev/null
+
+# JupyterLab on loopback over notebooks/, kernel = this venv (docs/notebooks.md); `make up` in another shell.
+NOTEBOOK_PORT ?= 8888
+notebook: install
+	cd notebooks && ../$(VENV)/bin/jupyter lab --ip 127.0.0.1 --port $(NOTEBOOK_PORT) --no-browser \
+	  --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: install
 	$(PY) -m pytest benchmarks --benchmark-enable -p no:cacheprovider
