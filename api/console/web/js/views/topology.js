@@ -9,7 +9,7 @@ import { timeseries } from "../charts.js";
 
 const TYPES = ["Bytes", "Packets", "PktDropBytes", "PktDropPackets", "DnsLatencyMs", "TimeFlowRttNs", "Flows", "DnsFlows"];
 const FUNCTIONS = ["sum", "rate", "avg", "max", "p90", "p99"];
-const LAYOUTS = ["cose", "concentric", "circle", "grid", "breadthfirst"];
+const LAYOUTS = ["auto", "cose", "concentric", "circle", "grid", "breadthfirst"];
 
 // A node field (K8S_Namespace) -> the filter key matching either side (namespace) and the per-side columns.
 export function fieldKeys(field) {
@@ -29,6 +29,37 @@ export function nodeChips(node) {
 
 function sideFilter(node, side) {
   return Object.entries(node.fields).map(([f, v]) => `${fieldKeys(f)[side]}=${exact(v)}`).join("&");
+}
+
+// Grouped graphs: each group's nodes on a circle, groups on a grid, so group boxes never overlap (cose,
+// the force-directed layout, lets compound boxes overlap when many edges cross them).
+function groupedPositions(nodes) {
+  const byGroup = new Map();
+  for (const n of nodes) {
+    const g = n.group ?? "";
+    if (!byGroup.has(g)) byGroup.set(g, []);
+    byGroup.get(g).push(n.id);
+  }
+  const radius = (k) => (k === 1 ? 0 : Math.max(50, (k * 70) / (2 * Math.PI)));
+  const cell = 2 * Math.max(...[...byGroup.values()].map((ids) => radius(ids.length))) + 160;
+  const cols = Math.ceil(Math.sqrt(byGroup.size));
+  const pos = {};
+  [...byGroup.values()].forEach((ids, i) => {
+    const cx = (i % cols) * cell, cy = Math.floor(i / cols) * cell, r = radius(ids.length);
+    ids.forEach((id, k) => {
+      const a = (2 * Math.PI * k) / ids.length;
+      pos[id] = { x: cx + r * Math.cos(a), y: cy + r * Math.sin(a) };
+    });
+  });
+  return pos;
+}
+
+function layoutOptions(name, nodes, grouped) {
+  if (name === "auto" && grouped) {
+    const pos = groupedPositions(nodes);
+    return { name: "preset", positions: (n) => pos[n.id()], fit: true, padding: 20 };
+  }
+  return { name: name === "auto" ? "cose" : name, animate: false, padding: 20 };
 }
 
 export function mount(root, ctx) {
@@ -61,7 +92,7 @@ export function mount(root, ctx) {
       select("topology-type", "type", TYPES, "Bytes", "Metric"),
       select("topology-function", "function", FUNCTIONS, "sum", "Function"),
       select("topology-top", "edges", ["10", "25", "50", "100", "200"], "50", "Top edges"),
-      select("topology-layout", "layout", LAYOUTS, "cose", "Layout"),
+      select("topology-layout", "layout", LAYOUTS, "auto", "Layout"),
       summary);
   }
 
@@ -74,9 +105,10 @@ export function mount(root, ctx) {
     const edges = data.edges.filter((e) => ids.has(e.source) && ids.has(e.target));
     const maxEdge = Math.max(1e-9, ...edges.map((e) => Math.abs(e.value)));
     const elements = [
-      ...groups.map((g) => ({ data: { id: `group:${g}`, label: g }, classes: "group" })),
+      // A group is a coarser node id ("zone:eu-west-1a"); "zone:" holds the endpoints without a zone.
+      ...groups.map((g) => ({ data: { id: `group:${g}`, label: g.replace(/^[a-z]+:/, "") || "unknown" }, classes: "group" })),
       ...data.nodes.map((n) => ({ data: { id: n.id, label: n.label, parent: n.group != null ? `group:${n.group}` : undefined,
-        size: 24 + 36 * Math.sqrt(weight(n) / maxNode) } })),
+        size: 24 + 36 * Math.sqrt(weight(n) / maxNode) }, classes: /:$/.test(n.id) ? "unknown" : "" })),
       ...edges.map((e) => ({ data: { id: `${e.source}→${e.target}`, source: e.source, target: e.target,
         label: fmt(e.value), width: 1 + 7 * (Math.abs(e.value) / maxEdge) } })),
     ];
@@ -87,6 +119,7 @@ export function mount(root, ctx) {
           "font-size": 10, "text-valign": "bottom", "text-margin-y": 4, color: "#222" } },
         { selector: "node.group", style: { "background-color": "#eef3f8", "border-color": "#9ab", "border-width": 1,
           "text-valign": "top", "font-weight": "bold", shape: "round-rectangle" } },
+        { selector: "node.unknown", style: { "background-color": "#9aa7b4" } },
         { selector: "node:selected", style: { "background-color": "#e8a33d" } },
         { selector: "edge", style: { width: "data(width)", "line-color": "#9aa7b4", "target-arrow-color": "#9aa7b4",
           "target-arrow-shape": "triangle", "curve-style": "bezier", "font-size": 8, color: "#555",
@@ -94,7 +127,7 @@ export function mount(root, ctx) {
         { selector: "edge.labeled, edge:selected", style: { label: "data(label)" } },
         { selector: "edge.hot", style: { label: "data(label)", "line-color": "#e8a33d", "target-arrow-color": "#e8a33d" } },
       ],
-      layout: { name: opt("layout", "cose"), animate: false, padding: 20 },
+      layout: layoutOptions(opt("layout", "auto"), data.nodes, groups.length > 0),
     });
     // Edge values: all of them on a small graph, else those of the node under the pointer.
     if (edges.length <= 30) cy.edges().addClass("labeled");
