@@ -26,6 +26,7 @@ STABLE_SECONDS = 60.0  # a component that ran this long is healthy again: its re
 EPILOG = """what runs:
   processor  Arrow Flight ingest on grpc://HOST:FLIGHT_PORT, lake in DATA_DIR/lake, /metrics on :9102
   api        HTTP API and OpenAPI docs on http://HOST:API_PORT
+             and the Arrow Flight query service on grpc://HOST:QUERY_PORT (notebooks, Python client)
   feed       --feed auto (default): the eBPF agent on this host's interfaces when it can run (root,
              python3-bpfcc, kernel headers), else a live SYNTHETIC feed (a generated cluster, RATE
              flows/s); --feed agent | synthetic | both | none to choose
@@ -41,6 +42,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address every component binds (default loopback)")
     p.add_argument("--api-port", type=int, default=8080, help="HTTP API port (default 8080)")
     p.add_argument("--flight-port", type=int, default=2055, help="Flight ingest port (default 2055)")
+    p.add_argument("--query-port", type=int, default=8815,
+                   help="Arrow Flight query service of the API, for notebooks and the Python client (default "
+                        "8815; 0 disables it)")
     p.add_argument("--metrics-port", type=int, default=9102, help="processor /metrics port (default 9102)")
     p.add_argument("--rate", type=int, default=2000, help="synthetic flows per second (default 2000)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic cluster")
@@ -115,6 +119,23 @@ def wait_port(host: str, port: int, comp: Component, stop: threading.Event, time
     return False
 
 
+def query_port(args: argparse.Namespace) -> int:
+    """The Flight query port for the API, or 0 when it is taken (the API then runs without Flight).
+
+    Another `flowlake up` or `flowlake api` on this machine may hold 8815; that must not stop this one.
+    """
+    if args.query_port == 0:
+        return 0
+    with socket.socket() as s:
+        try:
+            s.bind((args.host, args.query_port))
+        except OSError as exc:
+            log.error("up: the Flight query port %d is taken (%s); the API runs without it (choose another "
+                      "with --query-port)", args.query_port, exc.strerror)
+            return 0
+    return int(args.query_port)
+
+
 def plan(args: argparse.Namespace, feeds: list[str], why: str) -> list[Component]:
     """The components in start order (stopped in reverse)."""
     data = Path(args.data_dir)
@@ -127,7 +148,8 @@ def plan(args: argparse.Namespace, feeds: list[str], why: str) -> list[Component
                                 "--metrics-address", f"{args.host}:{args.metrics_port}",
                                 "--flush-seconds", str(args.flush_seconds)], args.flight_port),
         Component("api", [*level, "api", "--lake", str(data / "lake"), "--host", args.host,
-                          "--port", str(args.api_port), "--feed", f"{'+'.join(feeds) or 'none'} ({why})"],
+                          "--port", str(args.api_port), "--flight-port", str(args.query_port),
+                          "--feed", f"{'+'.join(feeds) or 'none'} ({why})"],
                   args.api_port),
     ]
     if "agent" in feeds:
@@ -153,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         static.dump(str(data / "metadata.json"), cluster.metadata_table(), cluster.name)
         log.info("up: SYNTHETIC feed: wrote the identities of generated cluster %r (seed %d) to %s",
                  cluster.name, args.seed, data / "metadata.json")
+    args.query_port = query_port(args)
     comps = plan(args, feeds, why)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -174,6 +197,8 @@ flowlake is up, feeds: {', '.join(feeds) or 'none'} ({why}):
   status     http://{args.host}:{args.api_port}/api/status
   metrics    http://{args.host}:{args.metrics_port}/metrics{agent_line}
   ingest     grpc://{args.host}:{args.flight_port}   (Arrow Flight do_put)
+  queries    {f"grpc://{args.host}:{args.query_port}" if args.query_port else "off"}   (Arrow Flight: notebooks, \
+`fl.connect(...)`)
   lake       {data / 'lake'}
 Press Ctrl-C to stop.
 """, flush=True)

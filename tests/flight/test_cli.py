@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -82,3 +83,26 @@ def test_a_taken_flight_port_given_explicitly_fails_with_the_fix(world: dict[str
             finish(proc)
     assert proc.returncode == 2
     assert "pass another --flight-port, or --flight-port 0" in err.decode()
+
+
+def test_flowlake_up_serves_flight_queries(tmp_path: Any) -> None:
+    api_port, ingest, metrics, query = free_port(), free_port(), free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", "--log-level", "WARNING", "up",
+                             "--data-dir", str(tmp_path / "data"), "--feed", "synthetic", "--rate", "2000",
+                             "--flush-seconds", "1", "--api-port", str(api_port), "--flight-port", str(ingest),
+                             "--metrics-port", str(metrics), "--query-port", str(query)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = fl.connect(f"grpc://127.0.0.1:{query}")
+        deadline = time.monotonic() + 60
+        count = 0
+        while time.monotonic() < deadline and not count:
+            assert proc.poll() is None
+            with contextlib.suppress(ClientError):  # not up yet, or nothing published yet
+                count = int(client.sql("SELECT count(*) AS n FROM flows")["n"][0])
+            time.sleep(0.5)
+        assert count > 0
+        shop = client.flows(filters='namespace="shop"', columns=["SrcK8S_Namespace", "DstK8S_Namespace"])
+        assert shop.height > 0  # enriched by the processor from the synthetic cluster's identities
+    finally:
+        finish(proc)
