@@ -21,6 +21,10 @@ function table(series) {
 
 // Lines for `series` ({metric, values, total}) plus an optional dashed total line; returns the chart.
 export function timeseries(root, series, fmt, { total = null, height = 220 } = {}) {
+  // Auto-refresh redraws every panel: free the previous chart and its observer, or they pile up.
+  root._chart?.destroy();
+  root._observer?.disconnect();
+  root._chart = root._observer = null;
   root.replaceChildren();
   const all = total ? [...series, { ...total, name: "Total" }] : series;
   if (!all.length || !all.some((s) => s.values.length)) {
@@ -43,7 +47,9 @@ export function timeseries(root, series, fmt, { total = null, height = 220 } = {
     }))],
   };
   const chart = new uPlot(opts, table(all), root);
-  new ResizeObserver(() => chart.setSize({ width: Math.max(root.clientWidth, 300), height })).observe(root);
+  root._chart = chart;
+  root._observer = new ResizeObserver(() => chart.setSize({ width: Math.max(root.clientWidth, 300), height }));
+  root._observer.observe(root);
   return chart;
 }
 
