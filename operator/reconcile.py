@@ -90,12 +90,18 @@ def check_config(spec: Obj, cfg: Obj) -> str:
     return ""
 
 
-def _unsupported_note(spec: Obj) -> str:
+def warnings(spec: Obj) -> list[str]:
+    """What works but not as the user probably expects; reported in ConfigurationValid (still True)."""
+    out = []
     kinds = sorted({e["type"] for e in spec["exporters"] if e["type"] in UNSUPPORTED_EXPORTERS})
-    if not kinds:
-        return ""
-    return (f"exporters of type {', '.join(kinds)} are not implemented by the processor yet and are ignored; "
-            "use a Kafka exporter")
+    if kinds:
+        out.append(f"exporters of type {', '.join(kinds)} are not implemented by the processor yet and are "
+                   "ignored; use a Kafka exporter")
+    lake = spec["lake"]
+    if lake["enable"] and spec["api"]["enable"] and not lake["persistentVolumeClaim"] and "://" not in lake["url"]:
+        out.append(f"lake.url {lake['url']} is on each pod's own emptyDir: the API cannot read what the processors "
+                   "write; set lake.persistentVolumeClaim or an object-store URL (s3://...)")
+    return out
 
 
 class Reconciler:
@@ -144,11 +150,11 @@ class Reconciler:
             except KubeError as exc:
                 failures.append(str(exc))
         out.deleted = self._prune(meta["name"], {_key(o) for o in desired})
-        note = _unsupported_note(spec)
+        notes = warnings(spec)
         if failures:
             config_state = status.State(status.FAILURE, "; ".join(failures))
-        elif note:
-            config_state = status.State(status.IGNORED, note)
+        elif notes:
+            config_state = status.State(status.WARNINGS, "; ".join(notes))
         else:
             config_state = status.State(status.VALID, "the processor accepts the rendered configuration")
         components = self._components(spec, live)

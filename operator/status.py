@@ -13,8 +13,8 @@ from typing import Any
 
 Obj = dict[str, Any]
 READY, IN_PROGRESS, FAILURE, ON_HOLD, UNUSED = "Ready", "InProgress", "Failure", "OnHold", "Unused"
-VALID, IGNORED = "Valid", "UnsupportedExportersIgnored"  # ConfigurationValid reasons that are True
-OK_REASONS = (READY, UNUSED, VALID, IGNORED)
+VALID, WARNINGS = "Valid", "ValidWithWarnings"  # ConfigurationValid reasons that are True
+OK_REASONS = (READY, UNUSED, VALID, WARNINGS)
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,9 @@ def test_status_follows_workload_readiness(operator: Path, crds_installed: Kube)
     assert (ready["reason"], ready["message"]) == ("Ready", "3 components ready")
     fcol = collector(kube)
     assert fcol["status"]["observedGeneration"] == fcol["metadata"]["generation"]
-    assert condition(kube, "ConfigurationValid")["status"] == "True"
+    valid = condition(kube, "ConfigurationValid")  # True, with the default lake's warning (an emptyDir per pod)
+    assert (valid["status"], valid["reason"]) == ("True", "ValidWithWarnings")
+    assert valid["message"].startswith("lake.url /data/lake is on each pod's own emptyDir")
 
 
 def test_edit_changes_objects_and_rolls_processor_pods(operator: Path, crds_installed: Kube,

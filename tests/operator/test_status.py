@@ -100,6 +100,10 @@ def test_specs_the_agent_or_processor_would_refuse() -> None:
     assert problem({"processor": {"metrics": {"includeList": ["namespace_flows_total"], "prefix": "fl_"}}}) == ""
     ipfix = spec_of(collector({"exporters": [{"type": "IPFIX", "ipfix": {"targetHost": "c"}},
                                              {"type": "OpenTelemetry", "openTelemetry": {"targetHost": "o"}}]}))
-    assert reconcile._unsupported_note(ipfix) == (
+    assert reconcile.warnings(ipfix) == [
         "exporters of type IPFIX, OpenTelemetry are not implemented by the processor yet and are ignored; "
-        "use a Kafka exporter")
+        "use a Kafka exporter",
+        "lake.url /data/lake is on each pod's own emptyDir: the API cannot read what the processors write; set "
+        "lake.persistentVolumeClaim or an object-store URL (s3://...)"]
+    assert reconcile.warnings(spec_of(collector({"lake": {"persistentVolumeClaim": "lake"}}))) == []
+    assert reconcile.warnings(spec_of(collector({"lake": {"url": "s3://b/lake"}}))) == []
