@@ -3,8 +3,8 @@ nothing garbage-collects; workload readiness is faked through the status subreso
 runs as a subprocess under its own ServiceAccount with deploy/'s ClusterRole, drift check every second.
 
 The tests share one FlowCollector `cluster` and run in file order, each starting from where the previous
-one left it: create -> FlowMetrics -> readiness -> edit -> drift -> ServiceMonitor -> model change ->
-OnHold -> refused config -> delete.
+one left it: create -> FlowMetrics -> readiness -> edit -> drift -> ServiceMonitor -> Direct model ->
+Kafka model with an HPA and Kubernetes auth -> OnHold -> refused config -> delete.
 """
 
 from __future__ import annotations
@@ -262,6 +262,30 @@ def test_model_change_swaps_the_processor_workload(operator: Path, crds_installe
     assert live_keys(kube) == {key(o) for o in desired(kube)}
 
 
+def test_kafka_model_with_autoscaler_and_kubernetes_auth(operator: Path, crds_installed: Kube) -> None:
+    """Also proves deploy/'s ClusterRole may grant what it grants (the API server's RBAC escalation check)."""
+    kube = crds_installed
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop-e2e"}})
+    patch_spec(kube, {"deploymentModel": "Kafka", "kafka": {"brokers": ["kafka-0.kafka:9092"]},
+                      "processor": {"autoscaler": {"enable": True, "minReplicas": 2, "maxReplicas": 5}},
+                      "api": {"auth": {"type": "Kubernetes", "adminGroups": ["netops"]},
+                              "tenants": [{"name": "shop", "namespaces": ["shop-e2e"], "groups": ["shop-devs"]}]}})
+    wait_until(lambda: get(kube, "HorizontalPodAutoscaler", "flowlake-processor") is not None
+               and get(kube, "RoleBinding", "flowlake-tenant-shop", "shop-e2e") is not None, WAIT,
+               f"the HPA and the tenant's RoleBinding; log: {log_tail(operator)}")
+    wait_until(lambda: live_keys(kube) == {key(o) for o in desired(kube)}, WAIT, "the Kafka model's objects")
+    assert condition(kube, "ConfigurationValid")["reason"] in ("Valid", "ValidWithWarnings")
+    hpa = get(kube, "HorizontalPodAutoscaler", "flowlake-processor")
+    assert hpa is not None and (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+    binding = get(kube, "RoleBinding", "flowlake-tenant-shop", "shop-e2e")
+    assert binding is not None and binding["roleRef"]["name"] == f"flowlake-flows-reader-{NS}"
+    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "shop-devs"}]
+    api = get(kube, "Deployment", "flowlake-api")
+    assert api is not None and api["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "--kube-auth"
+    ingest = yaml.safe_load(config_text(kube))["ingest"]
+    assert ingest == "kafka://kafka-0.kafka:9092/network-flows?compression=lz4&group=flowlake-processor"
+
+
 def test_onhold_removes_workloads_and_keeps_config(operator: Path, crds_installed: Kube) -> None:
     kube = crds_installed
     cfg = config_text(kube)
@@ -269,7 +293,9 @@ def test_onhold_removes_workloads_and_keeps_config(operator: Path, crds_installe
     wait_until(lambda: not any(k.split("/")[0] in ("DaemonSet", "Deployment") for k in live_keys(kube)), WAIT,
                "workloads to go")
     assert live_keys(kube) == {key(o) for o in desired(kube)}
-    assert len(live_keys(kube)) == 10 and config_text(kube) == cfg
+    # 10 of the default spec without its 3 workloads, and 5 for Kubernetes auth (the API's ClusterRole and
+    # binding, the flows-reader ClusterRole, the admins' binding, the tenant's RoleBinding)
+    assert len(live_keys(kube)) == 15 and config_text(kube) == cfg
     wait_until(lambda: condition(kube, "Ready").get("reason") == "OnHold", WAIT, "Ready reason OnHold")
     assert condition(kube, "Ready")["message"] == "execution.mode is OnHold: workloads removed, configuration kept"
     assert condition(kube, "AgentReady")["reason"] == "OnHold"
