@@ -36,6 +36,9 @@ def test_page_and_modules_are_served(client: TestClient) -> None:
         assert resp.status_code == 200, path
         assert resp.headers["content-type"].startswith("text/javascript"), path
     assert client.get("/console/vendor/uplot.css").headers["content-type"].startswith("text/css")
+    big = client.get("/console/vendor/cytoscape.js", headers={"Accept-Encoding": "gzip"})
+    assert big.headers["content-encoding"] == "gzip"
+    assert big.num_bytes_downloaded < len(big.content) / 2  # on the wire vs decoded
 
 
 def test_missing_libraries_say_run_make_console(client: TestClient, monkeypatch: pytest.MonkeyPatch,

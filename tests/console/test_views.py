@@ -50,6 +50,16 @@ def test_overview_totals_equal_the_api(page: Page, server: str, lake: Lake) -> N
     assert set(rcodes) == set(lake.in_range()["DnsFlagsResponseCode"].drop_nulls())
     assert page.locator("#panel-byte_rates canvas").count() >= 1  # uPlot drew the chart
     screenshot(page, "overview")
+    # Another scope: the talkers become owners, still the API's series.
+    before = loads(page)
+    page.select_option("#overview-scope", "owner")
+    wait_loaded(page, before)
+    want = api(server, "/api/flows/metrics", aggregateBy="owner", type="Bytes", function="rate", top=10, **RANGE)
+    names = page.locator("#panel-top_avg_byte_rates li").evaluate_all("(lis) => lis.map((li) => li.dataset.name)")
+    assert len(names) == len(want["metrics"]) == 10
+    assert all("→" in n for n in names)
+    series = page.evaluate("window.__flowlake.overview.top_avg_byte_rates.series")
+    assert [s["metric"] for s in series] == [m["metric"] for m in want["metrics"]]
 
 
 def node_ids(side: str, level: str) -> pl.Expr:
