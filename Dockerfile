@@ -45,7 +45,7 @@ COPY --from=console /src/api/console/vendor api/console/vendor
 ENV PYTHONSAFEPATH=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/flowlake \
  && /opt/flowlake/bin/pip install --upgrade pip \
- && /opt/flowlake/bin/pip install '.[agent,api,k8s,kafka,operator,s3]' \
+ && /opt/flowlake/bin/pip install '.[agent,api,k8s,kafka,otel,operator,s3]' \
  && rm -rf /src
 
 # The processor, API and operator run as this user (the operator's pod templates set runAsUser 10001);

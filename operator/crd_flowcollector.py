@@ -205,11 +205,29 @@ def _exporter() -> Schema:
         "ipfix": obj("IPFIX collector", {
             "targetHost": string("collector host", min_length=1), "targetPort": integer(
                 "collector port", default=4739, minimum=1, maximum=65535),
-            "transport": string("TCP or UDP", default="TCP", enum=["TCP", "UDP"])}, required=["targetHost"]),
-        "openTelemetry": obj("OpenTelemetry collector", {
+            "transport": string("TCP or UDP", default="TCP", enum=["TCP", "UDP"]),
+            "enterpriseID": integer("private enterprise number of the Kubernetes elements", default=2, minimum=1,
+                                    maximum=4294967295)}, required=["targetHost"]),
+        "openTelemetry": obj("OpenTelemetry collector (OTLP logs for flows, OTLP metrics for the flow metrics)", {
             "targetHost": string("collector host", min_length=1), "targetPort": integer(
-                "collector port", default=4317, minimum=1, maximum=65535),
-            "protocol": string("grpc or http", default="grpc", enum=["grpc", "http"])}, required=["targetHost"]),
+                "collector port (4317 gRPC, usually 4318 HTTP)", default=4317, minimum=1, maximum=65535),
+            "protocol": string("grpc or http", default="grpc", enum=["grpc", "http"]),
+            "tls": obj("TLS to the collector", {
+                "enable": boolean("connect with TLS", default=False),
+                "caCert": secret_ref("CA certificate (PEM) in a Secret; default: the system CAs", "ca.crt")},
+                default={"enable": False}),
+            "headers": string_map("extra request headers", default={}),
+            "fieldsMapping": array("renames on top of the default OTel names", obj("one mapping", {
+                "input": string("flow field", min_length=1), "output": string("attribute name", min_length=1),
+                "multiplier": number("numeric values are multiplied by this", default=1)},
+                required=["input", "output"]), default=[], max_items=128),
+            "logs": obj("flows as OTLP log records", {"enable": boolean("send them", default=True)},
+                        default={"enable": True}),
+            "metrics": obj("the flow metrics as OTLP metrics", {
+                "enable": boolean("send them", default=True),
+                "pushTimeInterval": duration("push interval", "20s")},
+                default={"enable": True, "pushTimeInterval": "20s"}),
+        }, required=["targetHost"]),
     }, required=["type"], rules=[
         rule("self.type != 'Kafka' || (has(self.kafka) && size(self.kafka.brokers) > 0)",
              "an exporter of type Kafka needs kafka.brokers"),
@@ -311,7 +329,8 @@ def spec_schema() -> Schema:
         "kafka": _kafka("brokers of the Kafka deployment model (agents produce, the processor consumes)",
                         "network-flows"),
         "exporters": array("exports of enriched flows", _exporter(), default=[], max_items=8, rules=[
-            rule("self.filter(e, e.type == 'Kafka').size() <= 1", "at most one exporter of type Kafka")]),
+            rule(f"self.filter(e, e.type == '{t}').size() <= 1", f"at most one exporter of type {t}")
+            for t in ("Kafka", "IPFIX", "OpenTelemetry")]),
         "lake": _lake(),
         "api": _api(),
         "networkPolicy": section("a NetworkPolicy isolating the namespace", {

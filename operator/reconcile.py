@@ -35,7 +35,6 @@ SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 # Prune and delete order: workloads first, the namespace and cluster-wide RBAC last.
 PRUNED_KINDS = ("Deployment", "DaemonSet", "HorizontalPodAutoscaler", "ServiceMonitor", "NetworkPolicy", "Service",
                 "ConfigMap", "ServiceAccount", "RoleBinding", "ClusterRoleBinding", "ClusterRole", "Namespace")
-UNSUPPORTED_EXPORTERS = ("IPFIX", "OpenTelemetry")
 
 
 @dataclass
@@ -93,10 +92,6 @@ def check_config(spec: Obj, cfg: Obj) -> str:
 def warnings(spec: Obj) -> list[str]:
     """What works but not as the user probably expects; reported in ConfigurationValid (still True)."""
     out = []
-    kinds = sorted({e["type"] for e in spec["exporters"] if e["type"] in UNSUPPORTED_EXPORTERS})
-    if kinds:
-        out.append(f"exporters of type {', '.join(kinds)} are not implemented by the processor yet and are "
-                   "ignored; use a Kafka exporter")
     lake = spec["lake"]
     if lake["enable"] and spec["api"]["enable"] and not lake["persistentVolumeClaim"] and "://" not in lake["url"]:
         out.append(f"lake.url {lake['url']} is on each pod's own emptyDir: the API cannot read what the processors "

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from flowlake.operator.render import kafka
-from flowlake.operator.render.common import Obj, seconds
+from flowlake.operator.render.common import ETC, Obj, seconds
 
 BASE_STAGES = ["enrich", "direction", "layer", "subnets", "decode"]
 
@@ -32,8 +32,33 @@ def _loki(spec: Obj) -> Obj:
             "static_labels": dict(loki["staticLabels"]), "extra_labels": extra}
 
 
+def exporter(spec: Obj, kind: str) -> Obj | None:
+    """The exporter of type `kind` (the CRD allows one of each)."""
+    return next((e for e in spec["exporters"] if e["type"] == kind), None)
+
+
 def kafka_exporter(spec: Obj) -> Obj | None:
-    return next((e for e in spec["exporters"] if e["type"] == "Kafka"), None)
+    return exporter(spec, "Kafka")
+
+
+OTLP_CA_DIR = f"{ETC}/otlp-ca"
+
+
+def _ipfix(e: Obj) -> Obj:
+    return {"target_host": e["targetHost"], "target_port": e["targetPort"], "transport": e["transport"].lower(),
+            "enterprise_id": e["enterpriseID"]}
+
+
+def _otlp(e: Obj) -> Obj:
+    tls = e["tls"]
+    return {"target_host": e["targetHost"], "target_port": e["targetPort"], "protocol": e["protocol"],
+            "tls": tls["enable"],
+            "ca_cert_path": f"{OTLP_CA_DIR}/{tls['caCert']['key']}" if tls["enable"] and "caCert" in tls else "",
+            "headers": dict(e["headers"]),
+            "fields_mapping": [{"input": m["input"], "output": m["output"], "multiplier": float(m["multiplier"])}
+                               for m in e["fieldsMapping"]],
+            "logs": e["logs"]["enable"], "metrics": e["metrics"]["enable"],
+            "metrics_push_seconds": seconds(e["metrics"]["pushTimeInterval"])}
 
 
 def processor_config(spec: Obj, metric_definitions: list[Obj]) -> Obj:
@@ -71,10 +96,17 @@ def processor_config(spec: Obj, metric_definitions: list[Obj]) -> Obj:
         cfg["ingest"] = kafka.url(spec["kafka"], kafka.files(spec["kafka"], "kafka"), group="flowlake-processor")
     if spec["loki"]["enable"]:
         cfg["loki"] = _loki(spec)
-    exporter = kafka_exporter(spec)
-    if exporter is not None:
+    k = kafka_exporter(spec)
+    if k is not None:
         cfg["sinks"].append("kafka")
-        cfg["kafka_export"] = kafka.export_config(exporter["kafka"], kafka.files(exporter["kafka"], "export-kafka"))
+        cfg["kafka_export"] = kafka.export_config(k["kafka"], kafka.files(k["kafka"], "export-kafka"))
+    ipfix, otlp = exporter(spec, "IPFIX"), exporter(spec, "OpenTelemetry")
+    if ipfix is not None:
+        cfg["sinks"].append("ipfix")
+        cfg["ipfix"] = _ipfix(ipfix["ipfix"])
+    if otlp is not None:
+        cfg["sinks"].append("otlp")
+        cfg["otlp"] = _otlp(otlp["openTelemetry"])
     return cfg
 
 

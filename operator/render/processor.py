@@ -50,6 +50,12 @@ def workload(collector: Obj, spec: Obj, cfg: Obj) -> Obj:
             files = kafka.files(section, name)
             volumes += files.volumes
             mounts += files.mounts
+    otlp = config_mod.exporter(spec, "OpenTelemetry")
+    if otlp is not None and otlp["openTelemetry"]["tls"]["enable"] and "caCert" in otlp["openTelemetry"]["tls"]:
+        ref = otlp["openTelemetry"]["tls"]["caCert"]
+        volumes.append({"name": "otlp-ca", "secret": {"secretName": ref["name"],
+                                                      "items": [{"key": ref["key"], "path": ref["key"]}]}})
+        mounts.append({"name": "otlp-ca", "mountPath": config_mod.OTLP_CA_DIR, "readOnly": True})
     ports = [{"name": "metrics", "containerPort": p["metricsPort"], "protocol": "TCP"}]
     if model != "Kafka":
         ports.insert(0, {"name": "flight", "containerPort": p["port"], "protocol": "TCP"})

@@ -39,12 +39,17 @@ SPECS: dict[str, Obj] = {
         "loki": {"enable": True, "url": "https://loki.example:3100/loki/api/v1/push", "tenantID": "net",
                  "format": "json", "staticLabels": {"app": "flowlake"}},
         "lake": {"persistentVolumeClaim": "lake", "retentionDays": 0.5, "maintenanceInterval": "0s"},
+        "exporters": [{"type": "OpenTelemetry", "openTelemetry": {
+            "targetHost": "otel-collector.monitoring", "targetPort": 4318, "protocol": "http",
+            "tls": {"enable": True, "caCert": {"name": "otel-ca"}}, "headers": {"x-tenant": "net"},
+            "fieldsMapping": [{"input": "DnsLatencyMs", "output": "dns.latency", "multiplier": 0.001}],
+            "metrics": {"pushTimeInterval": "1m"}}}],
     },
     "kafka-tls-sasl-hpa-exporter": {
         "deploymentModel": "Kafka", "kafka": KAFKA_TLS_SASL,
         "processor": {"autoscaler": {"enable": True, "minReplicas": 2, "maxReplicas": 8, "targetCPUUtilization": 60}},
         "exporters": [{"type": "Kafka", "kafka": {**KAFKA_TLS_SASL, "topic": "enriched", "format": "arrow"}},
-                      {"type": "IPFIX", "ipfix": {"targetHost": "collector"}}],
+                      {"type": "IPFIX", "ipfix": {"targetHost": "collector", "transport": "UDP"}}],
         "lake": {"url": "s3://flows/lake", "credentialsSecret": "lake-s3"},
         "api": {"replicas": 2, "auth": {"type": "Tokens", "tokensSecret": {"name": "tokens", "key": "t.yaml"}}},
         "networkPolicy": {"enable": True, "additionalNamespaces": ["monitoring", "openshift-console"]},

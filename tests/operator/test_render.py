@@ -229,7 +229,7 @@ def test_kafka_secrets_are_mounted_where_the_config_points() -> None:
         "&tls_user_key_path=/etc/flowlake/kafka-user/tls.key&sasl=plain"
         "&sasl_client_id_path=/etc/flowlake/kafka-sasl/username"
         "&sasl_client_secret_path=/etc/flowlake/kafka-sasl/password&group=flowlake-processor")
-    assert cfg["sinks"] == ["lake", "metrics", "kafka"]
+    assert cfg["sinks"] == ["lake", "metrics", "kafka", "ipfix"]
     assert cfg["kafka_export"]["sasl"] == {"type": "Plain",
                                            "client_id_path": "/etc/flowlake/export-kafka-sasl/username",
                                            "client_secret_path": "/etc/flowlake/export-kafka-sasl/password"}
@@ -311,3 +311,23 @@ def test_kubernetes_auth_binds_admins_and_tenants() -> None:
     assert bindings == [("shop", "flowlake-tenant-shop", "flowlake-flows-reader-flowlake", subjects),
                         ("payments", "flowlake-tenant-shop", "flowlake-flows-reader-flowlake", subjects)]
     assert not [o for o in objects({}) if o["kind"] == "RoleBinding" or "reader" in o["metadata"]["name"]]
+
+
+def test_ipfix_and_opentelemetry_exporters_become_sinks() -> None:
+    cfg = yaml.safe_load(find(objects(SPECS["kafka-tls-sasl-hpa-exporter"]), "ConfigMap",
+                              "flowlake-processor-config")["data"]["processor.yaml"])
+    assert cfg["sinks"] == ["lake", "metrics", "kafka", "ipfix"]
+    assert cfg["ipfix"] == {"target_host": "collector", "target_port": 4739, "transport": "udp", "enterprise_id": 2}
+    objs = objects(SPECS["direct-conntrack-loki"])
+    cfg = yaml.safe_load(find(objs, "ConfigMap", "flowlake-processor-config")["data"]["processor.yaml"])
+    assert cfg["sinks"] == ["lake", "loki", "metrics", "otlp"]
+    assert cfg["otlp"] == {
+        "target_host": "otel-collector.monitoring", "target_port": 4318, "protocol": "http", "tls": True,
+        "ca_cert_path": "/etc/flowlake/otlp-ca/ca.crt", "headers": {"x-tenant": "net"},
+        "fields_mapping": [{"input": "DnsLatencyMs", "output": "dns.latency", "multiplier": 0.001}],
+        "logs": True, "metrics": True, "metrics_push_seconds": 60.0}
+    proc = find(objs, "DaemonSet", "flowlake-processor")["spec"]["template"]["spec"]
+    assert {"name": "otlp-ca", "mountPath": "/etc/flowlake/otlp-ca", "readOnly": True} in \
+        proc["containers"][0]["volumeMounts"]
+    assert {"name": "otlp-ca", "secret": {"secretName": "otel-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}} \
+        in proc["volumes"]

@@ -98,11 +98,7 @@ def test_specs_the_agent_or_processor_would_refuse() -> None:
         "agent.flowFilter: filter rule 1: a rule for 10.0.0.0/8 already exists (one rule per CIDR)")
     assert problem({"processor": {"filters": [{"query": "Proto="}]}}).startswith("filters.0.query: ")
     assert problem({"processor": {"metrics": {"includeList": ["namespace_flows_total"], "prefix": "fl_"}}}) == ""
-    ipfix = spec_of(collector({"exporters": [{"type": "IPFIX", "ipfix": {"targetHost": "c"}},
-                                             {"type": "OpenTelemetry", "openTelemetry": {"targetHost": "o"}}]}))
-    assert reconcile.warnings(ipfix) == [
-        "exporters of type IPFIX, OpenTelemetry are not implemented by the processor yet and are ignored; "
-        "use a Kafka exporter",
+    assert reconcile.warnings(spec_of(collector({}))) == [
         "lake.url /data/lake is on each pod's own emptyDir: the API cannot read what the processors write; set "
         "lake.persistentVolumeClaim or an object-store URL (s3://...)"]
     assert reconcile.warnings(spec_of(collector({"lake": {"persistentVolumeClaim": "lake"}}))) == []
