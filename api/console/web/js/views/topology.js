@@ -113,7 +113,8 @@ export function mount(root, ctx) {
         label: fmt(e.value), width: 1 + 7 * (Math.abs(e.value) / maxEdge) } })),
     ];
     cy = cytoscape({
-      container: graph, elements, wheelSensitivity: 0.3,
+      // maxZoom: fitting a three-node graph would otherwise blow it up to the whole panel.
+      container: graph, elements, wheelSensitivity: 0.3, maxZoom: 1.6, minZoom: 0.05,
       style: [
         { selector: "node", style: { label: "data(label)", width: "data(size)", height: "data(size)", "background-color": "#2b7bb9",
           "font-size": 10, "text-valign": "bottom", "text-margin-y": 4, color: "#222" } },
