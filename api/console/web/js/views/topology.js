@@ -114,7 +114,7 @@ export function mount(root, ctx) {
     ];
     cy = cytoscape({
       // maxZoom: fitting a three-node graph would otherwise blow it up to the whole panel.
-      container: graph, elements, wheelSensitivity: 0.3, maxZoom: 1.6, minZoom: 0.05,
+      container: graph, elements, maxZoom: 1.6, minZoom: 0.05,
       style: [
         { selector: "node", style: { label: "data(label)", width: "data(size)", height: "data(size)", "background-color": "#2b7bb9",
           "font-size": 10, "text-valign": "bottom", "text-margin-y": 4, color: "#222" } },
