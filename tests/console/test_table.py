@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from tests.console.conftest import Lake, loads, open_view, screenshot, wait_loaded
+from tests.console.conftest import START_S, Lake, loads, open_view, screenshot, wait_loaded
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -112,6 +112,23 @@ def test_time_range_picker(page: Page, server: str) -> None:
     assert "range=300" in page.evaluate("location.hash")
     assert page.get_attribute("#table-stats", "data-rows") == "0"
     assert "No flows match" in page.inner_text(".table-wrap")
+
+
+def test_custom_time_range(page: Page, server: str, lake: Lake) -> None:
+    open_view(page, server, "table", limit=1000)
+    assert page.is_visible("#custom-range") and page.input_value("#range") == "custom"
+    before = loads(page)
+    page.fill("#start", "2026-11-25T10:10:00")
+    page.dispatch_event("#start", "change")
+    wait_loaded(page, before)
+    before = loads(page)
+    page.fill("#end", "2026-11-25T10:15:00")
+    page.dispatch_event("#end", "change")
+    wait_loaded(page, before)
+    assert f"start={START_S + 600}&end={START_S + 900}" in page.evaluate("location.hash")
+    want = lake.in_range(START_S + 600, START_S + 900)
+    assert 0 < want.height < 1000
+    assert page.get_attribute("#table-stats", "data-rows") == str(want.height)
 
 
 def test_columns_are_configurable(page: Page, server: str) -> None:
