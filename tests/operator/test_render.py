@@ -331,3 +331,20 @@ def test_ipfix_and_opentelemetry_exporters_become_sinks() -> None:
         proc["containers"][0]["volumeMounts"]
     assert {"name": "otlp-ca", "secret": {"secretName": "otel-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}} \
         in proc["volumes"]
+
+
+def test_the_kubernetes_validate_cli_passes_every_rendered_file(tmp_path: Path) -> None:
+    """The same check by the tool's own command line, on the YAML `flowlake operator render` would print."""
+    import subprocess
+    import sys
+
+    from flowlake.operator import manifests
+
+    files = []
+    for spec_id in IDS:
+        path = tmp_path / f"{spec_id}.yaml"
+        path.write_text(manifests.dump(objects(SPECS[spec_id], metric_definitions=[DNS_ERRORS])))
+        files.append(str(path))
+    cli = Path(sys.executable).with_name("kubernetes-validate")
+    out = subprocess.run([str(cli), "--strict", "--quiet", "-k", "1.37.0", *files], capture_output=True, text=True)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
