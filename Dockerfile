@@ -50,7 +50,8 @@ RUN python3 -m venv /opt/flowlake \
 
 # The processor, API and operator run as this user (the operator's pod templates set runAsUser 10001);
 # the agent DaemonSet runs as root with the BPF capabilities.
-RUN useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent flowlake
+RUN groupadd --gid 10001 flowlake \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin flowlake
 ENV PATH=/opt/flowlake/bin:$PATH
 WORKDIR /
 USER 10001

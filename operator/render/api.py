@@ -32,7 +32,8 @@ def args(spec: Obj) -> list[str]:
 
 def deployment(collector: Obj, spec: Obj) -> Obj:
     api = spec["api"]
-    volumes, mounts = [lake_volume(spec)], [{"name": "lake", "mountPath": DATA, "readOnly": True}]
+    volumes = [lake_volume(spec), {"name": "tmp", "emptyDir": {}}]  # /tmp: the root file system is read-only
+    mounts = [{"name": "lake", "mountPath": DATA, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
     if api["auth"]["type"] == "Tokens":
         ref = api["auth"]["tokensSecret"]
         volumes.append({"name": "tokens", "secret": {"secretName": ref["name"],

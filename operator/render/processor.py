@@ -42,8 +42,11 @@ def lake_env_from(spec: Obj) -> list[Obj]:
 
 def workload(collector: Obj, spec: Obj, cfg: Obj) -> Obj:
     p, model = spec["processor"], spec["deploymentModel"]
-    volumes = [{"name": "config", "configMap": {"name": CONFIG_MAP}}, lake_volume(spec)]
-    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, {"name": "lake", "mountPath": DATA}]
+    # a read-only root file system: /tmp is the one writable place besides the lake
+    volumes = [{"name": "config", "configMap": {"name": CONFIG_MAP}}, lake_volume(spec),
+               {"name": "tmp", "emptyDir": {}}]
+    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, {"name": "lake", "mountPath": DATA},
+              {"name": "tmp", "mountPath": "/tmp"}]
     for section, name in ((spec["kafka"], "kafka") if model == "Kafka" else (None, ""),
                           (e["kafka"], "export-kafka") if (e := config_mod.kafka_exporter(spec)) else (None, "")):
         if section is not None:

@@ -235,7 +235,7 @@ def test_kafka_secrets_are_mounted_where_the_config_points() -> None:
                                            "client_secret_path": "/etc/flowlake/export-kafka-sasl/password"}
     proc = container(find(objs, "Deployment", "flowlake-processor"))
     assert {m["mountPath"] for m in proc["volumeMounts"]} == {
-        "/etc/flowlake/config", "/data", "/etc/flowlake/kafka-ca", "/etc/flowlake/kafka-user",
+        "/etc/flowlake/config", "/data", "/tmp", "/etc/flowlake/kafka-ca", "/etc/flowlake/kafka-user",
         "/etc/flowlake/kafka-sasl",
         "/etc/flowlake/export-kafka-ca", "/etc/flowlake/export-kafka-user", "/etc/flowlake/export-kafka-sasl"}
     assert proc["envFrom"] == [{"secretRef": {"name": "lake-s3"}}]
@@ -244,7 +244,7 @@ def test_kafka_secrets_are_mounted_where_the_config_points() -> None:
     api = find(objs, "Deployment", "flowlake-api")
     assert container(api)["args"][-2:] == ["--tokens", "/etc/flowlake/auth/t.yaml"]
     assert container(api)["envFrom"] == [{"secretRef": {"name": "lake-s3"}}]
-    assert api["spec"]["template"]["spec"]["volumes"][1] == {
+    assert api["spec"]["template"]["spec"]["volumes"][2] == {
         "name": "tokens", "secret": {"secretName": "tokens", "items": [{"key": "t.yaml", "path": "t.yaml"}]}}
 
 
