@@ -16,8 +16,11 @@ DEFAULT_LAKE = "./flowlake-data/lake"
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `api` to the main CLI's subparsers (the `add_subparsers()` result); returns the parser."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "api", help="serve the flow query API (console backend) over a Parquet lake",
-        description="Serve /api/flows, /healthz, /readyz, /api/status, /metrics and /docs over a lake.")
+        "api", help="serve the web console, the flow query API and Arrow Flight queries over a Parquet lake",
+        description="Serve the web console at /, the query API (/api/flows, /api/flows/metrics, /api/topology, "
+                    "/api/export, /api/resources/..., /api/health), /healthz, /readyz, /api/status, /metrics and "
+                    "the OpenAPI docs at /docs over a lake, and Arrow Flight queries (flows, metrics, topology, "
+                    "SQL) on --flight-port. Without --tokens or --kube-auth every caller sees every flow.")
     p.add_argument("--lake", default=DEFAULT_LAKE,
                    help=f"lake URL or path: a directory, file://, s3://, ... (default {DEFAULT_LAKE})")
     p.add_argument("--host", default="127.0.0.1",

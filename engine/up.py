@@ -192,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
                       "host's interfaces)") if "agent" in feeds else ""
         print(f"""
 flowlake is up, feeds: {', '.join(feeds) or 'none'} ({why}):
+  console    http://{args.host}:{args.api_port}/
   API        http://{args.host}:{args.api_port}/api/flows?timeRange=300
   API docs   http://{args.host}:{args.api_port}/docs
   status     http://{args.host}:{args.api_port}/api/status
