@@ -41,6 +41,9 @@ class LakeConfig(_Strict):
     maintenance_seconds: float = Field(0.0, ge=0, description="run compaction (one file per closed hour) and "
                                        "retention in the processor this often; 0 = never (use `flowlake lake "
                                        "compact|expire` from cron)")
+    background_publish: bool = Field(True, description="publish full buffers from a publisher thread, so a "
+                                     "burst is absorbed at the stages' rate while Parquet encoding runs on "
+                                     "another core; false publishes in the ingest thread that filled the buffer")
 
 
 class LokiConfig(_Strict):
@@ -366,7 +369,8 @@ class OtlpConfig(_Strict):
     metrics_push_seconds: float = Field(20.0, gt=0, description="push the metrics this often "
                                         "(pushTimeInterval)")
     batch_wait_seconds: float = Field(1.0, gt=0, description="send buffered flows at least this often")
-    max_records_per_request: int = Field(10_000, gt=0, description="log records per export request")
+    max_records_per_request: int = Field(2_000, gt=0, description="log records per export request (larger "
+                                         "requests were slower through gRPC here, docs/performance.md)")
     timeout_seconds: float = Field(10.0, gt=0, description="per export request, including the exporter's "
                                    "own retries of transient errors")
     max_retries: int = Field(1, ge=0, description="export attempts after a failed one; then the flows are "
