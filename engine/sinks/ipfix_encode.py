@@ -53,17 +53,25 @@ def template_set(enterprise_id: int) -> bytes:
 
 
 def _split_addresses(frame: pl.DataFrame) -> pl.DataFrame:
-    """Adds the 128-bit value of both addresses as UInt64 halves (null or unparsable -> 0) and `_v6`."""
-    cols = []
+    """Adds both addresses as UInt64 halves of their 128-bit value (null or unparsable -> 0) and `_v6`.
+
+    Addresses repeat (pods, nodes, services), so each distinct text is parsed once and joined back.
+    """
+    texts = pl.concat([frame.get_column("SrcAddr"), frame.get_column("DstAddr")]).unique().drop_nulls()
+    value = address_int(pl.col("_addr"))
+    table = pl.DataFrame({"_addr": texts}).select(
+        "_addr", (value // _TWO64).cast(pl.UInt64).alias("_hi"), (value % _TWO64).cast(pl.UInt64).alias("_lo"))
+    out = frame
     v4 = pl.lit(True)
     for side in ("Src", "Dst"):
-        value = address_int(pl.col(f"{side}Addr"))
-        hi, lo = (value // _TWO64).cast(pl.UInt64), (value % _TWO64).cast(pl.UInt64)
-        cols += [hi.fill_null(0).alias(f"_{side}_hi"), lo.fill_null(0).alias(f"_{side}_lo")]
+        named = table.rename({"_addr": f"{side}Addr", "_hi": f"_{side}_hi", "_lo": f"_{side}_lo"})
+        out = out.join(named, on=f"{side}Addr", how="left", maintain_order="left")
+        hi, lo = pl.col(f"_{side}_hi"), pl.col(f"_{side}_lo")
         # IPv4 (::ffff:a.b.c.d) or missing at both ends: the IPv4 template; anything else: IPv6, where a
         # missing address is sent as :: (all zeros), as it is 0.0.0.0 in the IPv4 template
-        v4 = v4 & (value.is_null() | ((hi == 0) & ((lo // (1 << 32)) == _V4_MAPPED)))
-    return frame.with_columns(cols).with_columns((~v4).alias("_v6"))
+        v4 = v4 & (hi.is_null() | ((hi == 0) & ((lo // (1 << 32)) == _V4_MAPPED)))
+    filled = [pl.col(f"_{side}_{half}").fill_null(0) for side in ("Src", "Dst") for half in ("hi", "lo")]
+    return out.with_columns((~v4).alias("_v6")).with_columns(filled)
 
 
 def _fixed(frame: pl.DataFrame, fields: tuple[IE, ...]) -> U8:

@@ -126,15 +126,16 @@ class OtlpSink:
         return sent
 
     def _export_logs(self, frames: list[pl.DataFrame]) -> tuple[int, int]:
+        """(flows sent, flows dropped). Records are built one request at a time: holding every record object
+        of a large flush at once made the garbage collector rescan them all, 3x slower at 200k flows."""
         frame = pl.concat(frames, how="vertical_relaxed")
-        records = self._records(frame)
-        size = self.cfg.max_records_per_request
-        chunks = [records[i:i + size] for i in range(0, len(records), size)]
-        for i, chunk in enumerate(chunks):
-            if not self._export(chunk, left=len(records) - i * size):
-                return i * size, len(records) - i * size
-            selfmetrics.SINK_ROWS.labels(sink=self.name).inc(len(chunk))
-        return len(records), 0
+        sent = 0
+        for chunk in frame.iter_slices(self.cfg.max_records_per_request):
+            if not self._export(self._records(chunk), left=frame.height - sent):
+                return sent, frame.height - sent
+            sent += chunk.height
+            selfmetrics.SINK_ROWS.labels(sink=self.name).inc(chunk.height)
+        return sent, 0
 
     def _records(self, frame: pl.DataFrame) -> list[ReadableLogRecord]:
         stamps = (frame.get_column("TimeFlowEndMs").cast(pl.Int64) * 1_000_000).to_list()
