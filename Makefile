@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 export PYTHONSAFEPATH := 1
 
 .PHONY: up test install lint unit bench docs clean-venv test-servers victorialogs k8s-apiserver kafka-broker console image \
-  notebook
+  notebook goflow2
 
 up: install
 	$(VENV)/bin/flowlake up
@@ -85,7 +85,12 @@ $(CONSOLE)/vendor/.stamp: $(CONSOLE)/package-lock.json $(CONSOLE)/package.json
 
 # Real servers the tests start on loopback, built or fetched once into $${FLOWLAKE_CACHE:-/var/cache/flowlake}
 # from package registries (the first run takes minutes, later runs return at once).
-test-servers: victorialogs k8s-apiserver kafka-broker
+test-servers: victorialogs k8s-apiserver kafka-broker goflow2
+
+# goflow2, the IPFIX collector the IPFIX sink tests send to (tests/sinks/goflow2.py): built once from the Go
+# module proxy into $${FLOWLAKE_CACHE:-/var/cache/flowlake}/goflow2/VERSION/ (~20 s); later runs return at once.
+goflow2:
+	bash tests/sinks/build_goflow2.sh >/dev/null
 
 # kube-apiserver + etcd for tests/k8s, built from the Go module proxy (~7 min, 3.6 GB of Go caches while
 # building, 138 MB kept).
