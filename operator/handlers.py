@@ -18,6 +18,7 @@ from flowlake.operator import crd_flowcollector as fc
 from flowlake.operator.kube import Kube, KubeError, client_from_kubeconfig
 from flowlake.operator.reconcile import Reconciler
 from flowlake.operator.render import MANAGER
+from flowlake.operator.render.common import COLLECTOR_LABEL
 
 GROUP, VERSION = fc.GROUP, fc.VERSION
 INTERVAL = float(os.environ.get("FLOWLAKE_OPERATOR_INTERVAL", "30"))  # drift check and status refresh, seconds
@@ -77,6 +78,19 @@ def delete_collector(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     except KubeError as exc:
         raise kopf.TemporaryError(f"cleanup failed, retrying: {exc}", delay=5) from exc
     logger.info("deleted %d objects", len(gone))
+
+
+@kopf.on.event("apps", "v1", "daemonsets",
+               labels={"app.kubernetes.io/managed-by": MANAGER, COLLECTOR_LABEL: kopf.PRESENT})
+@kopf.on.event("apps", "v1", "deployments",
+               labels={"app.kubernetes.io/managed-by": MANAGER, COLLECTOR_LABEL: kopf.PRESENT})
+def workload_changed(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    """A workload's status moved (pods became ready, a rollout finished): refresh the FlowCollector's
+    conditions now rather than at the next drift check."""
+    try:
+        reconciler().refresh_status(body["metadata"]["labels"][COLLECTOR_LABEL])
+    except KubeError as exc:
+        logger.warning("status refresh failed (the drift check retries): %s", exc)
 
 
 @kopf.on.create(GROUP, VERSION, "flowmetrics")

@@ -181,6 +181,30 @@ class Reconciler:
                     deleted.append(_key(obj))
         return deleted
 
+    def refresh_status(self, name: str) -> list[Obj]:
+        """Conditions from the workloads as they are now, without applying anything (a workload's status
+        changed); the configuration verdict of the last reconciliation is kept. [] when there is nothing to do."""
+        with self._lock:
+            collector = self.kube.get("FlowCollector", name)
+            if collector is None or "deletionTimestamp" in collector["metadata"]:
+                return []
+            previous = list(collector.get("status", {}).get("conditions", []))
+            config = next((c for c in previous if c["type"] == "ConfigurationValid"), None)
+            if config is None or config["status"] != "True":  # not reconciled yet, or refused: nothing to add
+                return []
+            spec = spec_of(collector)
+            live = {}
+            for kind, comp in (("DaemonSet", AGENT), ("DaemonSet", PROCESSOR), ("Deployment", PROCESSOR),
+                               ("Deployment", API)):
+                obj = self.kube.get(kind, comp, spec["namespace"])
+                if obj is not None:
+                    live[f"{kind}/{spec['namespace']}/{comp}"] = {**obj, "kind": kind}
+            out = Outcome()
+            self._write_status(collector, self._components(spec, live),
+                               status.State(config["reason"], config["message"]),
+                               int(collector["metadata"].get("generation", 0)), previous, out)
+            return out.conditions
+
     def delete_all(self, name: str) -> list[str]:
         """Everything made for FlowCollector `name`, explicitly (no garbage collector is assumed)."""
         with self._lock:
@@ -192,7 +216,7 @@ class Reconciler:
         ready = out.conditions[0]
         body = {"observedGeneration": generation, "conditions": out.conditions,
                 "namespace": spec_of(collector)["namespace"], "message": ready["message"]}
-        if collector.get("status", {}) != body:
+        if {k: collector.get("status", {}).get(k) for k in body} != body:
             self.kube.patch_status("FlowCollector", collector["metadata"]["name"], body)
 
     def _flowmetric_status(self, v: flowmetrics.Verdict) -> None:

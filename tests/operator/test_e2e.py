@@ -179,6 +179,10 @@ def test_status_follows_workload_readiness(operator: Path, crds_installed: Kube)
     fake_status(kube, "DaemonSet", "flowlake-agent", 3, 3)
     fake_status(kube, "Deployment", "flowlake-api", 1, 1)
     fake_status(kube, "Deployment", "flowlake-processor", 1, 2)
+    # what the operator's workload event handler runs: conditions from the workloads, nothing applied
+    now = {c["type"]: c for c in Reconciler(kube).refresh_status(fc.SINGLETON)}
+    assert (now["ProcessorReady"]["message"], now["AgentReady"]["message"], now["APIReady"]["message"]) == (
+        "1/2 replicas ready, 2 updated", "3/3 pods ready", "1/1 replicas ready")
     wait_until(lambda: condition(kube, "AgentReady").get("status") == "True", WAIT, "AgentReady")
     wait_until(lambda: condition(kube, "ProcessorReady").get("message") == "1/2 replicas ready, 2 updated", WAIT,
                "ProcessorReady to count 1 of 2")
