@@ -5,7 +5,6 @@ Any, as engine/metadata/kube*.py do); every failure is a KubeError naming the ob
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -123,10 +122,3 @@ class Kube:
     def crd_exists(self, name: str) -> bool:
         return self.get("CustomResourceDefinition", name) is not None
 
-
-def load_kubernetes() -> Any:
-    """The kubernetes client package, or a KubeError saying how to install it."""
-    try:
-        return importlib.import_module("kubernetes")
-    except ImportError as exc:
-        raise KubeError("the operator needs the Kubernetes client: pip install 'flowlake[operator]'") from exc

@@ -12,12 +12,7 @@ from flowlake.operator.render import access, agent, api, processor
 from flowlake.operator.render.common import MANAGED, MANAGER, Obj, spec_of
 from flowlake.operator.render.config import processor_config
 
-__all__ = ["MANAGED", "MANAGER", "Obj", "processor_config", "render_all", "spec_of", "workload_kinds"]
-
-
-def workload_kinds() -> tuple[str, ...]:
-    """Kinds removed in execution mode OnHold (the configuration stays)."""
-    return ("DaemonSet", "Deployment", "HorizontalPodAutoscaler")
+__all__ = ["MANAGED", "MANAGER", "Obj", "processor_config", "render_all", "spec_of"]
 
 
 def render_all(collector: Obj, *, metric_definitions: list[Obj] | None = None,
