@@ -84,8 +84,24 @@ def bad_request(exc: TicketError, kind: str) -> flight.FlightServerError:
 
 
 def arrow_schema(frame_schema: pl.Schema) -> pa.Schema:
-    """The Arrow schema Polars gives batches of this frame schema (so the stream's schema matches them)."""
-    return pl.DataFrame(schema=frame_schema).to_arrow(compat_level=_COMPAT).schema
+    """The Arrow schema of a stream of this frame: Polars' own, with 32-bit offsets (`string`, `list`), so
+    flow columns arrive exactly as docs/flows-format.md types them (batches are far below 2 GiB)."""
+    wide = pl.DataFrame(schema=frame_schema).to_arrow(compat_level=_COMPAT).schema
+    return pa.schema([f.with_type(_narrow(f.type)) for f in wide], metadata=wide.metadata)
+
+
+def _narrow(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if pa.types.is_map(t):
+        return pa.map_(_narrow(t.key_type), _narrow(t.item_type))
+    if pa.types.is_large_list(t) or pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_narrow(t.value_type)))
+    if pa.types.is_struct(t):
+        return pa.struct([t.field(i).with_type(_narrow(t.field(i).type)) for i in range(t.num_fields)])
+    return t
 
 
 def lake_span(lake_url: str) -> tuple[int, int] | None:
@@ -184,7 +200,8 @@ class QueryFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         except flows.QueryError as exc:
             raise TicketError(str(exc), _PARAMETER.get(exc.parameter, exc.parameter), exc.position) from exc
         # metrics and topology are small aggregates, computed whole; they stream in slices all the same
-        return arrow_schema(result.schema), iter(result.to_arrow(compat_level=_COMPAT).to_batches(self.batch_rows))
+        out = arrow_schema(result.schema)
+        return out, iter(result.to_arrow(compat_level=_COMPAT).cast(out).to_batches(self.batch_rows))
 
     def _stream(self, frame: pl.LazyFrame) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         result_schema = arrow_schema(frame.collect_schema())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import socket
 import subprocess
 import sys
@@ -80,14 +79,21 @@ def _proc_hwm_mb(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
-def measure(name: str, server_pid: int, fn: Callable[[], tuple[int, int]]) -> dict[str, Any]:
-    """Run fn() -> (rows, arrow bytes); wall time, rates and the CPU seconds spent on each side."""
-    s0, c0, t0 = _proc_cpu(server_pid), time.process_time(), time.perf_counter()
+def measure(name: str, server_pid: int | None, fn: Callable[[], tuple[int, int]]) -> dict[str, Any]:
+    """Run fn() -> (rows, arrow bytes); wall time, rates, CPU seconds of each side, server peak RSS."""
+    s0 = _proc_cpu(server_pid) if server_pid else 0.0
+    idle_mb = _proc_hwm_mb(server_pid) if server_pid else 0.0
+    c0, t0 = time.process_time(), time.perf_counter()
     rows, nbytes = fn()
     wall = time.perf_counter() - t0
-    return {"what": name, "rows": rows, "wall_s": round(wall, 3), "rows_per_s": round(rows / wall),
-            "MB_per_s": round(nbytes / wall / 1e6, 1), "server_cpu_s": round(_proc_cpu(server_pid) - s0, 2),
-            "client_cpu_s": round(time.process_time() - c0, 2), "server_peak_rss_MB": round(_proc_hwm_mb(server_pid))}
+    out: dict[str, Any] = {"what": name, "rows": rows, "wall_s": round(wall, 3), "rows_per_s": round(rows / wall),
+                           "MB_per_s": round(nbytes / wall / 1e6, 1), "MB": round(nbytes / 1e6),
+                           "client_cpu_s": round(time.process_time() - c0, 2)}
+    if server_pid:
+        out["server_cpu_s"] = round(_proc_cpu(server_pid) - s0, 2)
+        out["server_rss_idle_MB"] = round(idle_mb)
+        out["server_peak_rss_MB"] = round(_proc_hwm_mb(server_pid))
+    return out
 
 
 def do_get(client: flight.FlightClient, ticket: dict[str, Any]) -> tuple[int, int]:
@@ -109,24 +115,27 @@ def scan(lake_url: str, start_ms: int | None, end_ms: int | None) -> tuple[int, 
 
 
 def run_all(lake_url: str, hours: int) -> list[dict[str, Any]]:
-    proc, port = start_api(lake_url)
-    try:
-        client = flight.FlightClient(f"grpc://127.0.0.1:{port}")
-        pid = proc.pid
-        return [
-            measure("do_get SELECT * (all 86 columns)", pid, lambda: do_get(client, {"kind": "sql",
-                                                                                      "sql": "SELECT * FROM flows"})),
-            measure("do_get flows, 6 columns", pid, lambda: do_get(client, {"kind": "flows", "columns": [
-                "TimeFlowEndMs", "SrcK8S_Namespace", "DstK8S_Namespace", "DstPort", "Bytes", "Packets"]})),
-            measure("SQL aggregation (group by namespace pair)", pid,
-                    lambda: do_get(client, {"kind": "sql", "sql": AGG_SQL})),
-            measure(f"open_lake scan, 4 columns, all {hours} h", pid, lambda: scan(lake_url, None, None)),
-            measure("open_lake scan, 4 columns, 1 h (pruned)", pid,
-                    lambda: scan(lake_url, START_MS + hours // 2 * HOUR, START_MS + (hours // 2 + 1) * HOUR)),
-        ]
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    """Each Flight measurement on a fresh `flowlake api` process, so its peak RSS belongs to that query."""
+    flight_cases: list[tuple[str, dict[str, Any]]] = [
+        ("do_get SELECT * (all 86 columns)", {"kind": "sql", "sql": "SELECT * FROM flows"}),
+        ("do_get flows, 6 columns", {"kind": "flows", "columns": [
+            "TimeFlowEndMs", "SrcK8S_Namespace", "DstK8S_Namespace", "DstPort", "Bytes", "Packets"]}),
+        ("SQL aggregation (group by namespace pair)", {"kind": "sql", "sql": AGG_SQL}),
+    ]
+    results = []
+    for name, ticket in flight_cases:
+        proc, port = start_api(lake_url)
+        try:
+            client = flight.FlightClient(f"grpc://127.0.0.1:{port}")
+            results.append(measure(name, proc.pid, lambda t=ticket, c=client: do_get(c, t)))  # type: ignore[misc]
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    mid = START_MS + hours // 2 * HOUR
+    for name, start, end in ((f"open_lake scan, 4 columns, all {hours} h", None, None),
+                             ("open_lake scan, 4 columns, 1 h (pruned)", mid, mid + HOUR)):
+        results.append(measure(name, None, lambda s=start, e=end: scan(lake_url, s, e)))  # type: ignore[misc]
+    return results
 
 
 def test_flight_small(tmp_path: Path) -> None:
@@ -151,7 +160,6 @@ def main() -> None:
         print(f"built {lake_url} ({args.rows} rows) in {time.perf_counter() - t0:.0f} s", flush=True)
     for r in run_all(lake_url, args.hours):
         print(json.dumps(r), flush=True)
-    print(f"client peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,10 @@ def test_get_flight_info_gives_schema_and_a_ticket(url: str) -> None:
     assert table.num_rows == 3
     whole = client.get_flight_info(flight.FlightDescriptor.for_path("flows"))
     assert whole.schema.equals(schema.SCHEMA)
+    # what SELECT * streams has the flow schema's names and types too
+    star = client.do_get(flight.Ticket(b'{"kind": "sql", "sql": "SELECT * FROM flows LIMIT 5"}')).read_all()
+    assert [(f.name, f.type) for f in star.schema] == [(f.name, f.type) for f in schema.SCHEMA]
+    assert star.num_rows == 5
 
 
 def test_camel_case_keys_are_accepted(url: str, world: dict[str, Any]) -> None:
