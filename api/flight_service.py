@@ -192,7 +192,7 @@ class QueryFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         """The result schema and its batches (lazily produced) for one ticket."""
         try:
             if t.kind == "flows":
-                return self._stream(self._flows(t, scope))
+                return self._stream(*self._flows(t, scope))
             if t.kind == "sql":
                 table = tenancy.restrict(lake.scan(self.lake_url, t.start_ms, t.end_ms), scope)
                 return self._stream(flight_sql.execute(table, t.get("sql")))
@@ -203,38 +203,49 @@ class QueryFlightServer(flight.FlightServerBase):  # type: ignore[misc]
         out = arrow_schema(result.schema)
         return out, iter(result.to_arrow(compat_level=_COMPAT).cast(out).to_batches(self.batch_rows))
 
-    def _stream(self, frame: pl.LazyFrame) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        result_schema = arrow_schema(frame.collect_schema())
+    def _stream(self, *frames: pl.LazyFrame) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Stream the frames one after the other (same schema), each on Polars' streaming engine."""
+        result_schema = arrow_schema(frames[0].collect_schema())
 
         def batches() -> Iterator[pa.RecordBatch]:
-            # Polars' streaming engine yields a frame per chunk; nothing runs until the client reads.
-            for chunk in frame.collect_batches(chunk_size=self.batch_rows, lazy=True):
-                if chunk.height:
-                    yield from chunk.to_arrow(compat_level=_COMPAT).cast(result_schema).to_batches()
+            # nothing runs until the client reads, and a frame only starts once the one before is done
+            for frame in frames:
+                for chunk in frame.collect_batches(chunk_size=self.batch_rows, lazy=True):
+                    if chunk.height:
+                        yield from chunk.to_arrow(compat_level=_COMPAT).cast(result_schema).to_batches()
 
         return result_schema, batches()
 
-    def _flows(self, t: Ticket, scope: tenancy.Scope) -> pl.LazyFrame:
-        """Matching flows, newest first when a limit or sort is given, else in lake order (cheapest)."""
+    def _flows(self, t: Ticket, scope: tenancy.Scope) -> list[pl.LazyFrame]:
+        """Matching flows: sorted (newest first by default) when a limit or sort is asked, as one frame;
+        else in lake order (by time), one frame per file, so memory is bounded by the largest file."""
         limit = t.get("limit")
-        sort_by = t.get("sort_by", "TimeFlowEndMs")
+        ordered = limit is not None or "sort_by" in t.params or "sort_order" in t.params
         # FlowQuery checks the filters, modes and sort field; the limit is Flight's own (any size)
         q = flows.FlowQuery(start_ms=t.start_ms, end_ms=t.end_ms, filters=t.get("filters", ""), limit=1,
                             packet_loss=t.get("packet_loss", "all"), record_type=t.get("record_type", "flowLog"),
-                            sort_by=sort_by, descending=t.get("sort_order", "desc") == "desc")
-        frame = tenancy.restrict(lake.scan(self.lake_url, t.start_ms, t.end_ms), scope).filter(q.predicate())
-        if limit is not None or "sort_by" in t.params or "sort_order" in t.params:
-            frame = frame.sort(q.sort_by, descending=q.descending, nulls_last=True)
-        if limit is not None:
-            frame = frame.head(int(limit))
+                            sort_by=t.get("sort_by", "TimeFlowEndMs"),
+                            descending=t.get("sort_order", "desc") == "desc")
         columns = t.get("columns")
-        if columns:
-            unknown = [c for c in columns if c not in schema.BY_NAME]
-            if unknown:
-                raise TicketError(f"unknown column {unknown[0]!r}: not a flow field (see docs/flows-format.md)",
-                                  "columns")
-            frame = frame.select(columns)
-        return frame
+        unknown = [c for c in columns or [] if c not in schema.BY_NAME]
+        if unknown:
+            raise TicketError(f"unknown column {unknown[0]!r}: not a flow field (see docs/flows-format.md)",
+                              "columns")
+
+        def plan(frame: pl.LazyFrame) -> pl.LazyFrame:
+            frame = tenancy.restrict(frame, scope).filter(q.predicate())
+            if ordered:
+                frame = frame.sort(q.sort_by, descending=q.descending, nulls_last=True)
+            if limit is not None:
+                frame = frame.head(int(limit))
+            return frame.select(columns) if columns else frame
+
+        if ordered:
+            return [plan(lake.scan(self.lake_url, t.start_ms, t.end_ms))]
+        scan = lake.open_scan(self.lake_url, t.start_ms, t.end_ms)
+        if not scan.files:
+            return [plan(scan.frame)]
+        return [plan(_in_range(lake.read_files(scan.fs, [f]), t)) for f in scan.files]
 
     def _range(self, t: Ticket) -> tuple[int | None, int | None]:
         """The ticket's range, open ends closed at the lake's first/last hour (metrics need a real range)."""
@@ -265,6 +276,15 @@ class QueryFlightServer(flight.FlightServerBase):  # type: ignore[misc]
             record_type=t.get("record_type", "flowLog"))
         nodes, edges, _ = topology.run_topology(self.lake_url, q, scope)
         return nodes if t.get("part", "edges") == "nodes" else edges
+
+
+def _in_range(frame: pl.LazyFrame, t: Ticket) -> pl.LazyFrame:
+    """The ticket's [start, end) on TimeFlowEndMs, as `lake.open_scan` applies it to its combined scan."""
+    if t.start_ms is not None:
+        frame = frame.filter(pl.col("TimeFlowEndMs") >= t.start_ms)
+    if t.end_ms is not None:
+        frame = frame.filter(pl.col("TimeFlowEndMs") < t.end_ms)
+    return frame
 
 
 # Engine query field names -> ticket keys, so errors name what the client sent.

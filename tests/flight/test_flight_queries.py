@@ -120,3 +120,12 @@ def test_bad_tickets_name_the_parameter(url: str, ticket: dict[str, Any], parame
         fl.connect(url).query(ticket)
     assert err.value.parameter == parameter
     assert str(err.value)
+
+
+def test_flows_over_part_of_the_hours(url: str, world: dict[str, Any]) -> None:
+    # streamed file by file: the range must still cut inside the hour partitions it opens
+    start, end = START_MS + 90 * 60_000, START_MS + 150 * 60_000
+    got = fl.connect(url).flows(start=start / 1000, end=end / 1000, columns=["TimeFlowEndMs"])
+    ends = world["synth"].batch.column("TimeFlowEndMs").to_numpy()
+    assert got.height == int(((ends >= start) & (ends < end)).sum())
+    assert got["TimeFlowEndMs"].min() >= start and got["TimeFlowEndMs"].max() < end
