@@ -34,9 +34,10 @@ def get_health(
     start_ms, end_ms = params.time_range(start_time, end_time, time_range)
     now_ms = int(time.time() * 1000)
     try:
-        q = HealthQuery(start_ms=start_ms if start_ms is not None else 0,
-                        end_ms=end_ms if end_ms is not None else now_ms, group_by=group_by,
-                        filters=params.decode_filters(filters))
+        end = end_ms if end_ms is not None else now_ms
+        # only endTime given: the default range before it (not since the epoch: trends double the range)
+        start = start_ms if start_ms is not None else end - params.DEFAULT_TIME_RANGE_S * 1000
+        q = HealthQuery(start_ms=start, end_ms=end, group_by=group_by, filters=params.decode_filters(filters))
         body, stats = run_health(request.app.state.lake_url, q, who.scope)
     except QueryError as exc:
         raise params.bad_query(exc) from exc

@@ -16,7 +16,7 @@ from flowlake.engine import schema
 from flowlake.engine.errors import FilterError, FlowlakeError
 from flowlake.engine.query import filters, tenancy
 from flowlake.engine.query.tenancy import Scope
-from flowlake.engine.store import lake
+from flowlake.engine.store import lake, layout
 
 PacketLoss = Literal["all", "dropped", "hasDrops", "sent"]
 RecordType = Literal["flowLog", "newConnection", "heartbeat", "endConnection", "allConnections"]
@@ -116,19 +116,75 @@ def run_flows(lake_url: str, q: FlowQuery, scope: Scope = None) -> tuple[pl.Data
     """The first `q.limit` matching flows in sort order that `scope` may see, and what it cost.
 
     Lazy end to end: hour partitions outside the range are never opened, the predicate is pushed into
-    the Parquet scan, and sort+head runs as a top-k, so only limit+1 rows are materialized. The
-    extra row tells whether the limit was reached without counting every match.
+    the Parquet scan, and only limit+1 rows of every column are materialized (the extra row tells
+    whether the limit was reached without counting every match):
+    - sorted by time (the default), hour partitions are read newest first (oldest first ascending)
+      until limit+1 rows matched: the lake is partitioned by TimeFlowEndMs, so an older hour cannot
+      hold a newer flow, and a console query over a day usually reads one hour;
+    - sorted by another field, a first pass reads only that column of the matching rows to find the
+      (limit+1)-th value, and a second pass reads whole rows at or beyond it.
     """
     t0 = time.perf_counter()
     scan = lake.open_scan(lake_url, q.start_ms, q.end_ms)
-    frame = (
-        tenancy.restrict(scan.frame, scope)
-        .filter(q.predicate())
-        .sort(q.sort_by, descending=q.descending, nulls_last=True)
-        .head(q.limit + 1)
-        .collect()
-    )
-    stats = QueryStats(files_scanned=len(scan.files), rows_scanned=scan.rows_in_files(),
+    if q.sort_by == "TimeFlowEndMs":
+        frame, opened = _newest_hours_first(scan, q, scope)
+    else:
+        frame, opened = _two_pass_top(scan, q, scope), scan.files
+    read = lake.Scan(scan.frame, opened, scan.fs)  # footers of the files actually opened
+    stats = QueryStats(files_scanned=len(opened), rows_scanned=read.rows_in_files(),
                        num_rows=min(frame.height, q.limit), limit_reached=frame.height > q.limit,
                        query_time_ms=round((time.perf_counter() - t0) * 1000, 3))
     return frame.head(q.limit), stats
+
+
+def _matching(frame: pl.LazyFrame, q: FlowQuery, scope: Scope) -> pl.LazyFrame:
+    return tenancy.restrict(frame, scope).filter(q.predicate())
+
+
+def _top(frame: pl.LazyFrame, q: FlowQuery, n: int) -> pl.LazyFrame:
+    return frame.sort(q.sort_by, descending=q.descending, nulls_last=True).head(n)
+
+
+def _in_range(frame: pl.LazyFrame, q: FlowQuery) -> pl.LazyFrame:
+    t = pl.col("TimeFlowEndMs")
+    if q.start_ms is not None:
+        frame = frame.filter(t >= q.start_ms)
+    if q.end_ms is not None:
+        frame = frame.filter(t < q.end_ms)
+    return frame
+
+
+def _newest_hours_first(scan: lake.Scan, q: FlowQuery, scope: Scope) -> tuple[pl.DataFrame, list[str]]:
+    """Top limit+1 by TimeFlowEndMs, one hour partition at a time; (frame, files opened)."""
+    hours: dict[int | None, list[str]] = {}
+    for f in scan.files:  # sorted by path: date=/hour= folders, so oldest hour first
+        hours.setdefault(layout.hour_of_path(f), []).append(f)
+    groups = list(hours.values())
+    if q.descending:
+        groups.reverse()
+    want = q.limit + 1
+    parts: list[pl.DataFrame] = []
+    opened: list[str] = []
+    for files in groups:
+        opened += files
+        part = _top(_matching(_in_range(lake.read_files(scan.fs, files), q), q, scope), q, want).collect()
+        parts.append(part)
+        want -= part.height
+        if want <= 0:
+            break
+    if not parts:  # no file in range: the empty frame, in the flow schema
+        return _top(_matching(scan.frame, q, scope), q, q.limit + 1).collect(), []
+    return pl.concat(parts, how="vertical"), opened
+
+
+def _two_pass_top(scan: lake.Scan, q: FlowQuery, scope: Scope) -> pl.DataFrame:
+    """Top limit+1 by any field: find the (limit+1)-th value reading one column, then the rows."""
+    matching = _matching(scan.frame, q, scope)
+    col = pl.col(q.sort_by)
+    keys = (matching.select(col).filter(col.is_not_null())
+            .select(col.top_k(q.limit + 1) if q.descending else col.bottom_k(q.limit + 1)).collect())
+    if keys.height <= q.limit:  # fewer non-null values than needed: nulls (sorted last) are in the answer
+        return _top(matching, q, q.limit + 1).collect()
+    edge = keys[q.sort_by].min() if q.descending else keys[q.sort_by].max()
+    beyond = (col >= edge) if q.descending else (col <= edge)
+    return _top(matching.filter(beyond), q, q.limit + 1).collect()

@@ -254,7 +254,8 @@ def test_health_no_flows_and_node_grouping(model_client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("sort_by", "order"), [("Bytes", "asc"), ("Bytes", "desc"), ("DnsLatencyMs", "desc"),
-                                                ("SrcK8S_Namespace", "asc")])
+                                                ("DnsLatencyMs", "asc"), ("SrcK8S_Namespace", "asc"),
+                                                ("TimeFlowEndMs", "asc"), ("TimeFlowEndMs", "desc")])
 def test_flows_sort_by(model_client: TestClient, sort_by: str, order: str) -> None:
     body = get(model_client, "/api/flows", sortBy=sort_by, sortOrder=order, limit=20)
     values = [r[sort_by] for r in _export_rows() if r.get(sort_by) is not None]
@@ -305,3 +306,17 @@ def test_bad_input_is_a_400_naming_the_parameter(model_client: TestClient, path:
     assert body["parameter"] == parameter and "Traceback" not in body["error"]
     metrics = model_client.get("/metrics").text
     assert f'parameter="{parameter}"' in metrics
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_time_sorted_flows_read_only_the_hours_they_need(model_client: TestClient, order: str) -> None:
+    per_hour = len(model.in_range(BASE_MS, BASE_MS + 3_600_000))
+    small = get(model_client, "/api/flows", sortOrder=order, limit=10)
+    assert small["stats"]["filesScanned"] == 1 and small["stats"]["limitReached"]
+    assert small["stats"]["rowsScanned"] < model.N
+    both = get(model_client, "/api/flows", sortOrder=order, limit=per_hour + 5)  # spills into the second hour
+    assert both["stats"]["filesScanned"] == 2 and both["stats"]["numRows"] == per_hour + 5
+    ends = [f["TimeFlowEndMs"] for f in both["flows"]]
+    assert ends == sorted(ends, reverse=order == "desc")
+    every = sorted((r["TimeFlowEndMs"] for r in _export_rows()), reverse=order == "desc")
+    assert ends == every[:per_hour + 5]
