@@ -34,6 +34,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 START = datetime(2026, 11, 24, 9, tzinfo=UTC)
 END = datetime(2026, 11, 24, 12, tzinfo=UTC)
 N_FLOWS, SEED, SAMPLING = 60_000, 5, 4
+Server = tuple[str, str]  # (Flight URL, lake path)
 
 
 def free_port() -> int:
@@ -59,7 +60,7 @@ def flowlake(*argv: str) -> subprocess.Popen[bytes]:
 
 
 @pytest.fixture(scope="module")
-def flight_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def flight_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("notebooks")
     lake, metadata = str(tmp / "lake"), str(tmp / "cluster.json")
     seed = ["--seed", str(SEED)]
@@ -79,7 +80,7 @@ def flight_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         api = flowlake("api", "--lake", lake, "--port", str(http), "--flight-port", str(flight),
                        "--log-level", "warning")
         wait_port(flight, api)
-        yield f"grpc://127.0.0.1:{flight}"
+        yield f"grpc://127.0.0.1:{flight}", lake
     finally:
         for p in (api, processor):
             if p is not None:
@@ -100,9 +101,11 @@ def truth() -> pl.DataFrame:
     return pl.concat([src, dst, cols, pl.DataFrame({"duplicate": flows.duplicate})], how="horizontal")
 
 
-def run(name: str, url: str, probe: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, Any]]:
+def run(name: str, server: Server, probe: str,
+        monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, Any]]:
     """Execute a notebook plus a probe cell printing JSON; returns (the executed notebook, the probe's JSON)."""
-    monkeypatch.setenv("FLOWLAKE_FLIGHT_URL", url)
+    monkeypatch.setenv("FLOWLAKE_FLIGHT_URL", server[0])
+    monkeypatch.setenv("FLOWLAKE_LAKE", server[1])
     monkeypatch.setenv("PYTHONSAFEPATH", "1")  # the kernel must never import the repo's operator/ as `operator`
     book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     cells = len(book.cells)
@@ -121,10 +124,10 @@ def images(book: Any) -> int:
     return sum("image/png" in o.get("data", {}) for c in book.cells if c.cell_type == "code" for o in c.outputs)
 
 
-def test_01_getting_started(flight_url: str, truth: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_01_getting_started(flight_url: Server, truth: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     book, got = run("01-getting-started", flight_url,
-                    '{"top": top_talker, "per_ns": dict(namespace_totals.iter_rows()), "flows": overview["flows"][0]}',
-                    monkeypatch)
+                    '{"top": top_talker, "per_ns": dict(namespace_totals.iter_rows()), "flows": overview["flows"][0],'
+                    ' "direct": direct.row(0)}', monkeypatch)
     by_owner = (truth.filter(pl.col("src_OwnerName").is_not_null())
                 .group_by("src_Namespace", "src_OwnerName").agg(pl.col("Bytes").sum()).sort("Bytes", descending=True))
     heaviest = by_owner.row(0, named=True)
@@ -133,10 +136,11 @@ def test_01_getting_started(flight_url: str, truth: pl.DataFrame, monkeypatch: p
     per_ns = truth.filter(pl.col("src_Namespace").is_not_null()).group_by("src_Namespace").agg(pl.col("Bytes").sum())
     assert got["per_ns"] == dict(per_ns.iter_rows())
     assert got["flows"] == N_FLOWS
+    assert got["direct"] == [heaviest["src_Namespace"], heaviest["src_OwnerName"], heaviest["Bytes"]]  # open_lake
     assert images(book) == 2
 
 
-def test_02_topology(flight_url: str, truth: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_02_topology(flight_url: Server, truth: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     book, got = run("02-topology", flight_url, "heaviest_edge", monkeypatch)
     once = truth.filter(~pl.col("duplicate"))  # each flow once, as the topology counts it
     pairs = (once.group_by("src_Namespace", "dst_Namespace").agg(pl.col("Bytes").sum())
@@ -147,7 +151,7 @@ def test_02_topology(flight_url: str, truth: pl.DataFrame, monkeypatch: pytest.M
     assert images(book) == 2
 
 
-def test_03_latency_and_drops(flight_url: str, truth: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_03_latency_and_drops(flight_url: Server, truth: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     book, got = run("03-latency-and-drops", flight_url,
                     '{"nx": top_nx_hunter, "drops": dict(drops_by_cause.iter_rows()),'
                     ' "rtt": rtt_by_workload.height, "dns": dns_by_workload.height}', monkeypatch)
@@ -165,7 +169,7 @@ def test_03_latency_and_drops(flight_url: str, truth: pl.DataFrame, monkeypatch:
     assert images(book) == 3
 
 
-def test_04_cost_and_zones(flight_url: str, truth: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_04_cost_and_zones(flight_url: Server, truth: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     book, got = run("04-cost-and-zones", flight_url,
                     '{"cross": {f"{n}/{w}": b for n, w, b in cross_zone_by_workload.select("namespace", "workload", '
                     '"bytes").iter_rows()}, "external": {f"{n}/{w}": b for n, w, b in external.select("namespace", '
