@@ -149,8 +149,46 @@ def label_expr(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.String).fill_null("").alias(name)
 
 
+def _partials(function: str, v: pl.Expr) -> list[pl.Expr]:
+    """Per-bucket partial aggregates from which both the bucket value and the series total follow."""
+    if function in ("sum", "rate"):
+        return [v.sum().alias("_s")]
+    if function == "count":
+        return [v.count().alias("_n")]
+    if function == "avg":
+        return [v.sum().alias("_s"), v.count().alias("_n")]
+    if function == "min":
+        return [v.min().alias("_m")]
+    return [v.max().alias("_m")]
+
+
+def _from_partials(function: str, seconds: float, total: bool) -> pl.Expr:
+    """The bucket value (total=False, over bucket partials) or the series total (total=True, summing them)."""
+    def agg(name: str) -> pl.Expr:
+        col = pl.col(name).cast(pl.Float64)
+        if not total:
+            return col
+        return col.min() if function == "min" else col.max() if function == "max" else col.sum()
+
+    if function == "rate":
+        return agg("_s") / seconds
+    if function == "sum":
+        return agg("_s")
+    if function == "count":
+        return agg("_n")
+    if function == "avg":
+        return agg("_s") / agg("_n")
+    return agg("_m")
+
+
 def run_metrics(lake_url: str, q: MetricQuery, scope: Scope = None) -> tuple[pl.DataFrame, QueryStats]:
-    """The top `q.top` series of the query over what `scope` may see, long format (module docstring)."""
+    """The top `q.top` series of the query over what `scope` may see, long format (module docstring).
+
+    One group-by over the flows (by labels and step) computes partial aggregates, and the series
+    totals follow from those small partials; only percentiles, which do not combine, group the flows
+    a second time (by labels), sharing the scan. Labels are grouped as stored and turned into text on
+    the aggregated result (percentiles: before, so a null and an empty label are one series).
+    """
     t0 = time.perf_counter()
     start, end = q.span()
     step = q.step()
@@ -160,14 +198,26 @@ def run_metrics(lake_url: str, q: MetricQuery, scope: Scope = None) -> tuple[pl.
     pre = (
         tenancy.restrict(scan.frame, scope)
         .filter(q.predicate())
-        .select(*(label_expr(n) for n in labels), pl.lit(0).alias("_series"),
+        .select(*labels, pl.lit(0).alias("_series"),
                 (pl.col("TimeFlowEndMs") // (step * 1000) * step).cast(pl.Int64).alias("t"),
                 measures.value(q.type).alias("_v"))
     )
     v = pl.col("_v")
-    buckets_lf = pre.group_by([*keys_, "t"]).agg(measures.aggregate(q.function, v, step).alias("value"))
-    totals_lf = pre.group_by(keys_).agg(measures.aggregate(q.function, v, (end - start) / 1000).alias("total"))
-    buckets, totals = pl.collect_all([buckets_lf, totals_lf])
+    range_s = (end - start) / 1000
+    if q.function in ("p90", "p99"):
+        pre = pre.with_columns(label_expr(n) for n in labels)  # null and "" are one label: merge first
+        buckets, totals = pl.collect_all([
+            pre.group_by([*keys_, "t"]).agg(measures.aggregate(q.function, v, step).alias("value")),
+            pre.group_by(keys_).agg(measures.aggregate(q.function, v, range_s).alias("total"))])
+    else:
+        partial = pre.group_by([*keys_, "t"]).agg(_partials(q.function, v)).collect()
+        # text labels, "" for none, on the small aggregated frame; null and "" groups merge here
+        combine = {"_s": pl.col("_s").sum(), "_n": pl.col("_n").sum(),
+                   "_m": pl.col("_m").min() if q.function == "min" else pl.col("_m").max()}
+        partial = (partial.with_columns(label_expr(n) for n in labels)
+                   .group_by([*keys_, "t"]).agg(e for c, e in combine.items() if c in partial.columns))
+        buckets = partial.select(*keys_, "t", _from_partials(q.function, step, total=False).alias("value"))
+        totals = partial.group_by(keys_).agg(_from_partials(q.function, range_s, total=True).alias("total"))
     totals = totals.sort(["total", *keys_], descending=[True, *([False] * len(keys_))], nulls_last=True)
     top = totals.head(q.top).with_row_index("_rank")
     frame = (

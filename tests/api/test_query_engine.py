@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
+import polars as pl
 import pytest
 
 from flowlake.engine.query import QueryError
@@ -284,3 +286,22 @@ def test_bad_queries_name_the_parameter(cls: type, kwargs: dict[str, object], pa
     with pytest.raises(QueryError) as info:
         cls(**kwargs)
     assert info.value.parameter == parameter
+
+
+@pytest.mark.parametrize("function", ["sum", "p90"])
+def test_missing_and_empty_labels_are_one_series(tmp_path: Path, function: str) -> None:
+    from flowlake.engine.sinks.lake import LakeSink
+    from tests.conftest import make_batch
+
+    url = str(tmp_path / "lake")
+    sink = LakeSink(url)
+    ns = [None, "", "shop", None, ""]
+    sink.write(pl.from_arrow(make_batch(5, SrcK8S_Namespace=ns)))  # type: ignore[arg-type]
+    sink.close()
+    q = MetricQuery(start_ms=START, end_ms=START + 3_600_000, aggregate_by="SrcK8S_Namespace", function=function,
+                    step_s=3600)
+    frame, _ = run_metrics(url, q)
+    assert sorted(frame["SrcK8S_Namespace"].to_list()) == ["", "shop"]
+    blank = frame.filter(pl.col("SrcK8S_Namespace") == "")["value"].item()
+    bytes_ = [100 + i for i in (0, 1, 3, 4)]  # make_batch: Bytes = 100 + i
+    assert blank == pytest.approx(sum(bytes_) if function == "sum" else percentile(bytes_, 0.9))
