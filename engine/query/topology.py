@@ -98,7 +98,8 @@ def _side_fields(side: str, level: str) -> list[pl.Expr]:
     """
     out = []
     for f in SCOPE_FIELDS[level]:
-        col = pl.col(f if f == "K8S_ClusterName" else f"{side}{f}").cast(pl.String)
+        raw = pl.col(f if f == "K8S_ClusterName" else f"{side}{f}").cast(pl.String)
+        col: pl.Expr = pl.when(raw != "").then(raw)  # "" and null are both "no value": one node, not two with one id
         if level == "resource" and f == "Addr":
             col = pl.when(pl.col(f"{side}K8S_Name").is_null()).then(col).otherwise(None)
         out.append(col.alias(f"{side}:{f}"))
