@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PACKAGES = ["flowlake.agent", "flowlake.engine.transport", "flowlake.engine.synth", "flowlake.engine.query",
-            "flowlake.engine.metrics", "flowlake.engine.metadata", "flowlake.api"]
+            "flowlake.engine.metrics", "flowlake.engine.metadata", "flowlake.api", "flowlake.operator"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
