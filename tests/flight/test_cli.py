@@ -106,3 +106,21 @@ def test_flowlake_up_serves_flight_queries(tmp_path: Any) -> None:
         assert shop.height > 0  # enriched by the processor from the synthetic cluster's identities
     finally:
         finish(proc)
+
+
+def test_a_taken_default_port_only_logs(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    # a second `flowlake api` on one machine still serves HTTP when 8815 is held by the first
+    import argparse
+
+    from flowlake.api import cli, flight_service
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setattr(flight_service, "DEFAULT_PORT", taken.getsockname()[1])
+        info: dict[str, Any] = {}
+        args = argparse.Namespace(flight_port=None, host="127.0.0.1", lake=world["lake"])
+        assert cli._start_flight(args, info, None) is None
+    assert info["flight"].startswith("not running: the Flight query service cannot listen")
+    assert "--flight-port 0 to disable it" in caplog.text
