@@ -320,3 +320,28 @@ def test_time_sorted_flows_read_only_the_hours_they_need(model_client: TestClien
     assert ends == sorted(ends, reverse=order == "desc")
     every = sorted((r["TimeFlowEndMs"] for r in _export_rows()), reverse=order == "desc")
     assert ends == every[:per_hour + 5]
+
+
+def _sample(text: str, name: str, route: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and f'route="{route}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_self_metrics_count_requests_latency_and_rows(model_client: TestClient) -> None:
+    before = model_client.get("/metrics").text
+    get(model_client, "/api/topology")
+    r = model_client.get("/api/export", params={**ALL, "format": "csv", "columns": "Bytes"})
+    exported = len(r.text.splitlines()) - 1
+    after = model_client.get("/metrics").text
+    for route in ("/api/topology", "/api/export"):
+        assert _sample(after, "flowlake_api_requests_total", route) == _sample(before, "flowlake_api_requests_total",
+                                                                               route) + 1
+        assert _sample(after, "flowlake_api_request_seconds_count", route) == _sample(
+            before, "flowlake_api_request_seconds_count", route) + 1
+        assert _sample(after, "flowlake_api_rows_scanned_total", route) - _sample(
+            before, "flowlake_api_rows_scanned_total", route) == model.N
+    assert _sample(after, "flowlake_api_rows_returned_total", "/api/export") - _sample(
+        before, "flowlake_api_rows_returned_total", "/api/export") == exported == len(_export_rows())
