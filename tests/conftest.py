@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from flowlake.engine import schema
-from tests.k8s import apiserver
+
+if TYPE_CHECKING:
+    from tests.k8s import apiserver
 
 REQUIRE_KERNEL = os.environ.get("FLOWLAKE_REQUIRE_KERNEL") == "1"
 
@@ -62,4 +64,7 @@ def batch_factory() -> Callable[..., pa.RecordBatch]:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[apiserver.Cluster]:
     """etcd + kube-apiserver on loopback, one per session for tests/k8s and tests/operator (tests/k8s/apiserver.py)."""
+    # Imported here: tests/test_kernel_policy.py reuses this file as a conftest outside the repository.
+    from tests.k8s import apiserver
+
     yield from apiserver.run_cluster(tmp_path_factory)

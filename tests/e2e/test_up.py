@@ -32,16 +32,18 @@ def children_of(pid: int) -> list[int]:
 
 
 def test_up_serves_live_enriched_flows_and_stops_cleanly(tmp_path: Path) -> None:
-    api, flight, metrics = free_port(), free_port(), free_port()
+    api, flight, metrics, query = free_port(), free_port(), free_port(), free_port()
     data = tmp_path / "data"
     proc = subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", "up", "--data-dir", str(data),
                              "--api-port", str(api), "--flight-port", str(flight), "--metrics-port", str(metrics),
+                             "--query-port", str(query),
                              "--flush-seconds", "1", "--rate", "500", "--feed", "synthetic"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_port(api, proc, timeout=60)
         status = get(f"http://127.0.0.1:{api}/api/status")
-        assert status["info"] == {"feed": "synthetic (--feed synthetic)"}
+        assert status["info"] == {"feed": "synthetic (--feed synthetic)", "auth": "off",
+                                  "flight": f"grpc://127.0.0.1:{query}"}
         flows: list[dict[str, Any]] = []
         deadline = time.monotonic() + 40
         while not flows and time.monotonic() < deadline:

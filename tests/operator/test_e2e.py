@@ -31,7 +31,7 @@ NS = "flowlake-e2e"
 SPEC: Obj = {"namespace": NS, "processor": {"replicas": 2}, "agent": {"sampling": 20}}
 FC_PATH = "/apis/flows.flowlake.io/v1alpha1/flowcollectors"
 SM_CRD = "servicemonitors.monitoring.coreos.com"
-WAIT = 30.0
+WAIT = 60.0  # generous: CI runs this next to every other suite on 2 cores
 DNS_ERRORS = {"type": "Counter", "labels": ["SrcK8S_Namespace"],
               "filters": [{"field": "DnsFlagsResponseCode", "value": "NoError", "matchType": "NotEqual"}]}
 
