@@ -118,18 +118,33 @@ def run_flows(lake_url: str, q: FlowQuery, scope: Scope = None) -> tuple[pl.Data
     Lazy end to end: hour partitions outside the range are never opened, the predicate is pushed into
     the Parquet scan, and only limit+1 rows of every column are materialized (the extra row tells
     whether the limit was reached without counting every match):
-    - sorted by time (the default), hour partitions are read newest first (oldest first ascending)
-      until limit+1 rows matched: the lake is partitioned by TimeFlowEndMs, so an older hour cannot
-      hold a newer flow, and a console query over a day usually reads one hour;
-    - sorted by another field, a first pass reads only that column of the matching rows to find the
-      (limit+1)-th value, and a second pass reads whole rows at or beyond it.
+    - sorted by time (the default), the newest hour partition (oldest, ascending) is read first: the
+      lake is partitioned by TimeFlowEndMs, so when it holds limit+1 matches no other hour can hold a
+      newer one, and a console query over a day reads one hour;
+    - otherwise (another sort field, or too few matches in that hour) two passes over the remaining
+      files: the sort column alone of the matching rows finds the (limit+1)-th value, then whole rows
+      at or beyond it are read (Parquet statistics skip the row groups before it).
     """
     t0 = time.perf_counter()
     scan = lake.open_scan(lake_url, q.start_ms, q.end_ms)
-    if q.sort_by == "TimeFlowEndMs":
-        frame, opened = _newest_hours_first(scan, q, scope)
-    else:
-        frame, opened = _two_pass_top(scan, q, scope), scan.files
+    want = q.limit + 1
+    parts: list[pl.DataFrame] = []
+    opened: list[str] = []
+    rest = scan.files
+    if q.sort_by == "TimeFlowEndMs" and scan.files:
+        first_hour = layout.hour_of_path(scan.files[-1 if q.descending else 0])
+        first = [f for f in scan.files if layout.hour_of_path(f) == first_hour]
+        rest = [f for f in scan.files if layout.hour_of_path(f) != first_hour]
+        parts.append(_top(_matching(_in_range(lake.read_files(scan.fs, first), q), q, scope), q, want).collect())
+        opened += first
+    if rest and sum(p.height for p in parts) < want:
+        parts.append(_two_pass_top(scan, rest, q, scope, want - sum(p.height for p in parts)))
+        opened += rest  # all read for the sort column, some for whole rows
+    if parts:
+        # with a time sort the first hour's rows all come before the others' (partitioned by time)
+        frame = pl.concat(parts, how="vertical") if q.sort_by == "TimeFlowEndMs" else parts[0]
+    else:  # no file in range: the empty frame, in the flow schema
+        frame = _top(_matching(scan.frame, q, scope), q, want).collect()
     read = lake.Scan(scan.frame, opened, scan.fs)  # footers of the files actually opened
     stats = QueryStats(files_scanned=len(opened), rows_scanned=read.rows_in_files(),
                        num_rows=min(frame.height, q.limit), limit_reached=frame.height > q.limit,
@@ -154,37 +169,28 @@ def _in_range(frame: pl.LazyFrame, q: FlowQuery) -> pl.LazyFrame:
     return frame
 
 
-def _newest_hours_first(scan: lake.Scan, q: FlowQuery, scope: Scope) -> tuple[pl.DataFrame, list[str]]:
-    """Top limit+1 by TimeFlowEndMs, one hour partition at a time; (frame, files opened)."""
-    hours: dict[int | None, list[str]] = {}
-    for f in scan.files:  # sorted by path: date=/hour= folders, so oldest hour first
-        hours.setdefault(layout.hour_of_path(f), []).append(f)
-    groups = list(hours.values())
-    if q.descending:
-        groups.reverse()
-    want = q.limit + 1
-    parts: list[pl.DataFrame] = []
-    opened: list[str] = []
-    for files in groups:
-        opened += files
-        part = _top(_matching(_in_range(lake.read_files(scan.fs, files), q), q, scope), q, want).collect()
-        parts.append(part)
-        want -= part.height
-        if want <= 0:
-            break
-    if not parts:  # no file in range: the empty frame, in the flow schema
-        return _top(_matching(scan.frame, q, scope), q, q.limit + 1).collect(), []
-    return pl.concat(parts, how="vertical"), opened
+def _two_pass_top(scan: lake.Scan, files: list[str], q: FlowQuery, scope: Scope, n: int) -> pl.DataFrame:
+    """The top `n` matching rows of `files` by `q.sort_by`.
 
-
-def _two_pass_top(scan: lake.Scan, q: FlowQuery, scope: Scope) -> pl.DataFrame:
-    """Top limit+1 by any field: find the (limit+1)-th value reading one column, then the rows."""
-    matching = _matching(scan.frame, q, scope)
+    Polars decodes every projected column of a row group before filtering it, so whole rows are only
+    read where they can be: first the sort column alone gives the n-th value (the edge) and whether
+    null keys matched; then rows at or beyond the edge are read, from the hours that can hold them when
+    the key is the time (older hours cannot), with row-group statistics skipping the rest.
+    """
     col = pl.col(q.sort_by)
+    matching = _matching(_in_range(lake.read_files(scan.fs, files), q), q, scope)
     keys = (matching.select(col).filter(col.is_not_null())
-            .select(col.top_k(q.limit + 1) if q.descending else col.bottom_k(q.limit + 1)).collect())
-    if keys.height <= q.limit:  # fewer non-null values than needed: nulls (sorted last) are in the answer
-        return _top(matching, q, q.limit + 1).collect()
-    edge = keys[q.sort_by].min() if q.descending else keys[q.sort_by].max()
+            .select(col.top_k(n) if q.descending else col.bottom_k(n)).collect()[q.sort_by])
+    nulls = int(matching.select(col.is_null().sum()).collect().item()) if keys.len() < n else 0
+    if keys.len() == 0 and nulls == 0:
+        return _top(matching, q, 0).collect()  # nothing matched: no whole row to read
+    if keys.len() < n and nulls:  # nulls sort last and are part of the answer
+        return _top(matching, q, n).collect()
+    edge = keys.min() if q.descending else keys.max()
     beyond = (col >= edge) if q.descending else (col <= edge)
-    return _top(matching.filter(beyond), q, q.limit + 1).collect()
+    if q.sort_by == "TimeFlowEndMs":
+        edge_hour = int(edge) // layout.HOUR_MS * layout.HOUR_MS  # type: ignore[arg-type]
+        files = [f for f in files if (layout.hour_of_path(f) or 0) >= edge_hour] if q.descending else \
+            [f for f in files if (layout.hour_of_path(f) or 0) <= edge_hour]
+        matching = _matching(_in_range(lake.read_files(scan.fs, files), q), q, scope)
+    return _top(matching.filter(beyond), q, n).collect()

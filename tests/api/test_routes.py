@@ -345,3 +345,19 @@ def test_self_metrics_count_requests_latency_and_rows(model_client: TestClient) 
             before, "flowlake_api_rows_scanned_total", route) == model.N
     assert _sample(after, "flowlake_api_rows_returned_total", "/api/export") - _sample(
         before, "flowlake_api_rows_returned_total", "/api/export") == exported == len(_export_rows())
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+@pytest.mark.parametrize("sort_by", ["DnsLatencyMs", "TimeFlowEndMs"])
+def test_sort_with_few_keys_nulls_last_and_no_match(model_client: TestClient, sort_by: str, order: str) -> None:
+    pair = 'src_namespace="shop"&dst_namespace="db"'
+    rows = [r for r in _export_rows() if r.get("SrcK8S_Namespace") == "shop" and r.get("DstK8S_Namespace") == "db"]
+    body = get(model_client, "/api/flows", sortBy=sort_by, sortOrder=order, limit=len(rows) + 10, filters=pair)
+    keyed = sorted((r[sort_by] for r in rows if r[sort_by] is not None), reverse=order == "desc")
+    got = [f.get(sort_by) for f in body["flows"]]
+    assert got == keyed + [None] * (len(rows) - len(keyed))  # every match, nulls last
+    assert not body["stats"]["limitReached"]
+    small = get(model_client, "/api/flows", sortBy=sort_by, sortOrder=order, limit=3, filters=pair)
+    assert [f.get(sort_by) for f in small["flows"]] == keyed[:3] and small["stats"]["limitReached"]
+    none = get(model_client, "/api/flows", sortBy=sort_by, sortOrder=order, filters='src_namespace="nope"')
+    assert none["flows"] == [] and none["stats"]["numRows"] == 0
