@@ -116,14 +116,13 @@ def run_flows(lake_url: str, q: FlowQuery, scope: Scope = None) -> tuple[pl.Data
     """The first `q.limit` matching flows in sort order that `scope` may see, and what it cost.
 
     Lazy end to end: hour partitions outside the range are never opened, the predicate is pushed into
-    the Parquet scan, and only limit+1 rows of every column are materialized (the extra row tells
-    whether the limit was reached without counting every match):
-    - sorted by time (the default), the newest hour partition (oldest, ascending) is read first: the
+    the Parquet scan, and only limit+1 rows are materialized (the extra row tells whether the limit
+    was reached without counting every match). Polars decodes every projected column of a row group
+    before filtering it, so whole rows are only read where the answer can be (`_two_pass_top`):
+    - sorted by time (the default), the newest hour partition (oldest, ascending) is queried first: the
       lake is partitioned by TimeFlowEndMs, so when it holds limit+1 matches no other hour can hold a
       newer one, and a console query over a day reads one hour;
-    - otherwise (another sort field, or too few matches in that hour) two passes over the remaining
-      files: the sort column alone of the matching rows finds the (limit+1)-th value, then whole rows
-      at or beyond it are read (Parquet statistics skip the row groups before it).
+    - otherwise (another sort field, or too few matches in that hour) the other files, the same way.
     """
     t0 = time.perf_counter()
     scan = lake.open_scan(lake_url, q.start_ms, q.end_ms)
@@ -135,7 +134,7 @@ def run_flows(lake_url: str, q: FlowQuery, scope: Scope = None) -> tuple[pl.Data
         first_hour = layout.hour_of_path(scan.files[-1 if q.descending else 0])
         first = [f for f in scan.files if layout.hour_of_path(f) == first_hour]
         rest = [f for f in scan.files if layout.hour_of_path(f) != first_hour]
-        parts.append(_top(_matching(_in_range(lake.read_files(scan.fs, first), q), q, scope), q, want).collect())
+        parts.append(_two_pass_top(scan, first, q, scope, want))
         opened += first
     if rest and sum(p.height for p in parts) < want:
         parts.append(_two_pass_top(scan, rest, q, scope, want - sum(p.height for p in parts)))
