@@ -117,4 +117,4 @@ def test_export_iterator_holds_about_one_batch(big_lake: str) -> None:
         peak = max(peak, pa.total_allocated_bytes() - base)
         del batch
     assert rows == ROWS and batches >= 16
-    assert peak < whole_bytes / 3, (peak, whole_bytes)
+    assert peak < whole_bytes / 2, (peak, whole_bytes)  # holding the answer would take all of whole_bytes
