@@ -47,13 +47,13 @@ def _evaluates(text: str) -> None:
     FRAME.filter(expr)  # must not raise: a bad filter is rejected at compile time, not at query time
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(ANY_TEXT)
 def test_any_text_compiles_or_is_a_filter_error(text: str) -> None:
     _evaluates(text)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(KEYS, st.sampled_from(syntax.OPERATORS), st.lists(st.one_of(VALUE_HINTS, ANY_TEXT), min_size=1, max_size=3),
        st.booleans())
 def test_known_keys_with_any_values(key: str, op: str, values: list[str], quote: bool) -> None:
@@ -90,7 +90,7 @@ def render(query: list[list[tuple[str, str, list[tuple[str, bool]]]]], spaces: b
         for group in query)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(QUERY, st.booleans())
 def test_valid_filters_round_trip(query: list[list[tuple[str, str, list[tuple[str, bool]]]]], spaces: bool) -> None:
     parsed = syntax.parse(render(query, spaces))
