@@ -2,17 +2,14 @@
 
 Used by `sinks.otlp` (log records) and `sinks.otlp_metrics` (metric labels). `OTEL_NAMES` is the OTel
 column of the reference's field table (NetObserv's otel-config.json); `otlp.fields_mapping` entries
-override or extend it; unmapped fields keep their flow name. The SDK takes one attributes mapping per
-log record, so `attribute_dicts` ends in Polars' `to_dicts()`; everything before it is columnar (renames,
-multipliers, TCP flags decoded once per distinct value) and null fields are left out group by group
-(rows sharing which columns are null), not by a Python test per value.
+override or extend it; unmapped fields keep their flow name. `prepare` is columnar (renames, multipliers,
+TCP flags decoded once per distinct value); `sinks.otlp_wire` then encodes the prepared frame.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import polars as pl
 
@@ -76,22 +73,3 @@ def prepare(frame: pl.DataFrame, m: Mapping) -> pl.DataFrame:
     counts = dict(zip(frame.columns, frame.null_count().row(0), strict=True))
     frame = frame.select([c for c, n in counts.items() if n < frame.height])
     return frame.rename({c: m.name(c) for c in frame.columns})
-
-
-def attribute_dicts(frame: pl.DataFrame) -> list[tuple[int, dict[str, Any]]]:
-    """(row index, attributes without null values) of a `prepare`d frame, in no particular order."""
-    counts = dict(zip(frame.columns, frame.null_count().row(0), strict=True))
-    partial = [c for c in frame.columns if counts[c]]
-    indexed = frame.with_row_index("_row")
-    if not partial:
-        groups = [indexed]
-    else:
-        pattern = pl.concat_str([pl.col(c).is_null().cast(pl.UInt8).cast(pl.String) for c in partial])
-        groups = indexed.with_columns(pattern.alias("_nulls")).partition_by("_nulls", include_key=False)
-    out: list[tuple[int, dict[str, Any]]] = []
-    for part in groups:
-        nulls = dict(zip(part.columns, part.null_count().row(0), strict=True))
-        part = part.select([c for c, n in nulls.items() if not n])
-        rows = part.get_column("_row").to_list()
-        out += zip(rows, part.drop("_row").to_dicts(), strict=True)
-    return out
