@@ -72,6 +72,30 @@ def current_principal(request: Request, creds: Annotated[HTTPAuthorizationCreden
 Caller = Annotated[auth.Principal, Depends(current_principal)]
 
 
+class Window:
+    """Time range and console filters: the query parameters every data route shares, declared once
+    (FastAPI reads them from this signature). Bad ranges are 400s naming the parameter."""
+
+    def __init__(self, start_time: StartTime = None, end_time: EndTime = None, time_range_s: TimeRange = None,
+                 filters: Filters = "") -> None:
+        self.start_ms, self.end_ms = time_range(start_time, end_time, time_range_s)
+        self.filters = decode_filters(filters)
+
+
+class Selection(Window):
+    """`Window` plus which records: packetLoss and recordType (flows, metrics, topology, export)."""
+
+    def __init__(self, start_time: StartTime = None, end_time: EndTime = None, time_range_s: TimeRange = None,
+                 filters: Filters = "", packet_loss: PacketLoss = "all", record_type: RecordType = "flowLog") -> None:
+        super().__init__(start_time, end_time, time_range_s, filters)
+        self.packet_loss: flows.PacketLoss = packet_loss
+        self.record_type: flows.RecordType = record_type
+
+
+Windowed = Annotated[Window, Depends()]
+Selected = Annotated[Selection, Depends()]
+
+
 def time_range(start: float | None, end: float | None, time_range: float | None,
                default_s: float = DEFAULT_TIME_RANGE_S) -> tuple[int | None, int | None]:
     """[start_ms, end_ms) from the console's parameters; end is rounded up by 1 s as the console does."""

@@ -114,23 +114,17 @@ def encode(batches: Iterator[pa.RecordBatch], fmt: str, schema: pa.Schema) -> It
 def get_export(
     request: Request,
     who: params.Caller,
-    start_time: params.StartTime = None,
-    end_time: params.EndTime = None,
-    time_range: params.TimeRange = None,
-    filters: params.Filters = "",
-    packet_loss: params.PacketLoss = "all",
-    record_type: params.RecordType = "flowLog",
+    rows: params.Selected,
     format: Annotated[Format, Query(description="csv (default), ndjson, parquet or arrow (IPC stream)")] = "csv",
     columns: Annotated[str, Query(max_length=10_000, description="comma-separated flow fields, in output "
                                   "order (default: every field)")] = "",
     limit: Annotated[int | None, Query(ge=1, description="at most this many rows (default: all)")] = None,
 ) -> StreamingResponse:
-    start_ms, end_ms = params.time_range(start_time, end_time, time_range)
     wanted = [c.strip() for c in columns.split(",") if c.strip()]
     stats = export.ExportStats()
     try:
-        q = flows.FlowQuery(start_ms=start_ms, end_ms=end_ms, filters=params.decode_filters(filters),
-                            packet_loss=packet_loss, record_type=record_type)
+        q = flows.FlowQuery(start_ms=rows.start_ms, end_ms=rows.end_ms, filters=rows.filters,
+                            packet_loss=rows.packet_loss, record_type=rows.record_type)
         batches = export.iter_export(request.app.state.lake_url, q, wanted, who.scope, limit=limit, stats=stats)
     except QueryError as exc:
         raise params.bad_query(exc) from exc

@@ -57,23 +57,17 @@ def flows_json(frame: pl.DataFrame) -> bytes:
 def get_flows(
     request: Request,
     who: params.Caller,
-    start_time: params.StartTime = None,
-    end_time: params.EndTime = None,
-    time_range: params.TimeRange = None,
+    rows: params.Selected,
     limit: Annotated[int, Query(ge=1, le=flows.MAX_LIMIT, description="maximum flows returned")] = 100,
-    filters: params.Filters = "",
-    packet_loss: params.PacketLoss = "all",
-    record_type: params.RecordType = "flowLog",
     sort_by: Annotated[str, Query(alias="sortBy", max_length=64,
                                   description="flow field to sort by (default TimeFlowEndMs)")] = "TimeFlowEndMs",
     sort_order: Annotated[Literal["asc", "desc"], Query(alias="sortOrder",
                                                         description="asc or desc (default desc)")] = "desc",
 ) -> Response:
     now_ms = int(time.time() * 1000)
-    start_ms, end_ms = params.time_range(start_time, end_time, time_range)
     try:
-        q = flows.FlowQuery(start_ms=start_ms, end_ms=end_ms, filters=params.decode_filters(filters),
-                            limit=limit, packet_loss=packet_loss, record_type=record_type,
+        q = flows.FlowQuery(start_ms=rows.start_ms, end_ms=rows.end_ms, filters=rows.filters,
+                            limit=limit, packet_loss=rows.packet_loss, record_type=rows.record_type,
                             sort_by=sort_by, descending=sort_order == "desc")
         frame, stats = flows.run_flows(request.app.state.lake_url, q, who.scope)
     except flows.QueryError as exc:

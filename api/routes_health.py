@@ -24,20 +24,17 @@ ROUTE = "/api/health"
 def get_health(
     request: Request,
     who: params.Caller,
-    start_time: params.StartTime = None,
-    end_time: params.EndTime = None,
-    time_range: params.TimeRange = None,
-    filters: params.Filters = "",
+    window: params.Windowed,
     group_by: Annotated[Literal["global", "node", "namespace", "workload"], Query(
         alias="groupBy", description="global (default), node, namespace or workload")] = "global",
 ) -> dict[str, Any]:
-    start_ms, end_ms = params.time_range(start_time, end_time, time_range)
+    start_ms, end_ms = window.start_ms, window.end_ms
     now_ms = int(time.time() * 1000)
     try:
         end = end_ms if end_ms is not None else now_ms
         # only endTime given: the default range before it (not since the epoch: trends double the range)
         start = start_ms if start_ms is not None else end - params.DEFAULT_TIME_RANGE_S * 1000
-        q = HealthQuery(start_ms=start, end_ms=end, group_by=group_by, filters=params.decode_filters(filters))
+        q = HealthQuery(start_ms=start, end_ms=end, group_by=group_by, filters=window.filters)
         body, stats = run_health(request.app.state.lake_url, q, who.scope)
     except QueryError as exc:
         raise params.bad_query(exc) from exc

@@ -59,12 +59,7 @@ def series_json(frame: pl.DataFrame, labels: list[str]) -> list[dict[str, Any]]:
 def get_metrics(
     request: Request,
     who: params.Caller,
-    start_time: params.StartTime = None,
-    end_time: params.EndTime = None,
-    time_range: params.TimeRange = None,
-    filters: params.Filters = "",
-    packet_loss: params.PacketLoss = "all",
-    record_type: params.RecordType = "flowLog",
+    rows: params.Selected,
     aggregate_by: Annotated[str, Query(
         alias="aggregateBy", max_length=64,
         description="app (one series), cluster, zone, host, namespace (default), owner, resource, or any "
@@ -77,12 +72,11 @@ def get_metrics(
                                       "automatic, about 240 points, at least 30 s)")] = None,
     top: TopQ = 50,
 ) -> dict[str, Any]:
-    start_ms, end_ms = params.time_range(start_time, end_time, time_range)
     fn = default_function(function, type_, "rate")
     try:
-        q = MetricQuery(start_ms=start_ms, end_ms=end_ms, filters=params.decode_filters(filters),
+        q = MetricQuery(start_ms=rows.start_ms, end_ms=rows.end_ms, filters=rows.filters,
                         aggregate_by=aggregate_by, type=type_, function=fn, step_s=step, top=top,
-                        packet_loss=packet_loss, record_type=record_type, groups=groups)
+                        packet_loss=rows.packet_loss, record_type=rows.record_type, groups=groups)
         frame, stats = run_metrics(request.app.state.lake_url, q, who.scope)
     except QueryError as exc:
         raise params.bad_query(exc) from exc

@@ -25,12 +25,7 @@ ROUTE = "/api/topology"
 def get_topology(
     request: Request,
     who: params.Caller,
-    start_time: params.StartTime = None,
-    end_time: params.EndTime = None,
-    time_range: params.TimeRange = None,
-    filters: params.Filters = "",
-    packet_loss: params.PacketLoss = "all",
-    record_type: params.RecordType = "flowLog",
+    rows: params.Selected,
     scope: Annotated[Literal["cluster", "zone", "host", "namespace", "owner", "resource"], Query(
         description="node level: cluster > zone > host > namespace (default) > owner > resource")] = "namespace",
     groups: Annotated[Literal["none", "clusters", "zones", "hosts", "namespaces", "owners"], Query(
@@ -39,12 +34,11 @@ def get_topology(
     function: FunctionQ = None,
     top: TopQ = 100,
 ) -> dict[str, Any]:
-    start_ms, end_ms = params.time_range(start_time, end_time, time_range)
     fn = default_function(function, type_, "sum")
     try:
-        q = TopologyQuery(start_ms=start_ms, end_ms=end_ms, filters=params.decode_filters(filters),
+        q = TopologyQuery(start_ms=rows.start_ms, end_ms=rows.end_ms, filters=rows.filters,
                           scope_level=scope, groups=groups, type=type_, function=fn, top=top,
-                          packet_loss=packet_loss, record_type=record_type)
+                          packet_loss=rows.packet_loss, record_type=rows.record_type)
         nodes, edges, stats = run_topology(request.app.state.lake_url, q, who.scope)
     except QueryError as exc:
         raise params.bad_query(exc) from exc
