@@ -3,8 +3,36 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
+import sys
+import time
 from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (tests start servers on it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Wait until `proc` listens on `port`; fail at once if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"process exited early with {proc.returncode}"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"port {port} never opened")
+
+
+def flowlake(*argv: str) -> subprocess.Popen[bytes]:
+    """`flowlake ARGV...` as a child process of this interpreter (warnings and errors logged only)."""
+    return subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", "--log-level", "WARNING", *argv])
 
 
 def finish(proc: subprocess.Popen[Any], grace: float = 30.0) -> None:

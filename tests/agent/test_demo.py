@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from tests.agent.netns import kernel_ready
-from tests.e2e.test_pipeline import free_port
-from tests.procs import finish
+from tests.procs import finish, free_port
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 

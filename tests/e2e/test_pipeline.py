@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -26,35 +22,13 @@ import pytest
 from flowlake.engine import transport
 from flowlake.engine.metadata import static
 from flowlake.engine.synth import generate, make_cluster
+from tests.procs import flowlake, free_port, wait_port
 
 pytestmark = pytest.mark.slow
 
 START_MS = int(datetime(2026, 11, 26, 6, tzinfo=UTC).timestamp() * 1000)
 END_MS = START_MS + 3 * 3_600_000
 N_FLOWS = 30_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"process exited early with {proc.returncode}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"port {port} never opened")
-
-
-def flowlake(*argv: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", "--log-level", "WARNING",
-                             *argv])
 
 
 def get(url: str) -> Any:

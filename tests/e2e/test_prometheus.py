@@ -28,7 +28,7 @@ from flowlake.engine.metadata import static
 from flowlake.engine.metrics import predefined
 from flowlake.engine.stages.enrich import EnrichStage
 from flowlake.engine.synth import SynthFlows, generate, make_cluster
-from tests.e2e.test_pipeline import flowlake, free_port, wait_port
+from tests.procs import flowlake, free_port, wait_port
 
 pytestmark = pytest.mark.slow
 

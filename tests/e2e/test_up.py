@@ -15,8 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from tests.e2e.test_pipeline import free_port, wait_port
-from tests.procs import finish
+from tests.procs import finish, free_port, wait_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,15 +16,9 @@ import pytest
 
 import flowlake.engine as fl
 from flowlake.engine.client import ClientError
-from tests.procs import finish
+from tests.procs import finish, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def api(lake: str, *extra: str) -> tuple[subprocess.Popen[bytes], int]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.procs import free_port
 
 K8S_VERSION = os.environ.get("K8S_VERSION", "v1.37.2")
 BIN = Path(os.environ.get("FLOWLAKE_CACHE", "/var/cache/flowlake")) / "k8s" / K8S_VERSION / "bin"
@@ -39,12 +40,6 @@ def unavailable(reason: str) -> None:
     if REQUIRE_K8S:
         pytest.fail(f"{reason} (FLOWLAKE_REQUIRE_K8S=1 makes this a failure)", pytrace=False)
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.procs import free_port
 
 KAFKA_VERSION = os.environ.get("KAFKA_VERSION", "4.4.0")
 CACHE = Path(os.environ.get("FLOWLAKE_CACHE", "/var/cache/flowlake")) / "kafka" / KAFKA_VERSION
@@ -29,12 +30,6 @@ SCRAM_USER, SCRAM_PASSWORD = "flowlake-scram", "scram-secret"
 
 class BrokerUnavailable(RuntimeError):
     """The broker cannot run here (no java, no jars, no client); the message says what is missing."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _openssl(*args: str) -> None:

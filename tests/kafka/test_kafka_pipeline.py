@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from flowlake.engine.store import lake as lake_store
 from flowlake.engine.synth import generate, make_cluster
 from tests.kafka import broker as kb
 from tests.kafka.conftest import all_committed
+from tests.procs import flowlake
 
 pytestmark = pytest.mark.slow
 
@@ -35,10 +35,6 @@ START_MS = int(datetime(2026, 11, 26, 6, tzinfo=UTC).timestamp() * 1000)
 END_MS = START_MS + 3 * 3_600_000
 KEY = ["TimeFlowStartMs", "TimeFlowEndMs", "AgentIP", "SrcAddr", "DstAddr", "SrcPort", "DstPort", "Proto", "Bytes",
        "Packets"]
-
-
-def flowlake(*argv: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", "--log-level", "WARNING", *argv])
 
 
 def processor(url: str, lake: Path, metadata: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:

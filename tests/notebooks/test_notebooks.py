@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 
 from flowlake.engine.synth import generate, make_cluster
-from tests.procs import finish
+from tests.procs import finish, flowlake, free_port, wait_port
 
 nbformat = pytest.importorskip("nbformat", reason="pip install 'flowlake[notebooks]'")
 nbclient = pytest.importorskip("nbclient", reason="pip install 'flowlake[notebooks]'")
@@ -35,28 +35,6 @@ START = datetime(2026, 11, 24, 9, tzinfo=UTC)
 END = datetime(2026, 11, 24, 12, tzinfo=UTC)
 N_FLOWS, SEED, SAMPLING = 60_000, 5, 4
 Server = tuple[str, str]  # (Flight URL, lake path)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"process exited early with {proc.returncode}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"port {port} never opened")
-
-
-def flowlake(*argv: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", "--log-level", "WARNING", *argv])
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tests.procs import free_port
 
 BUILD = Path(__file__).with_name("build_victorialogs.sh")
 PERSIST_SECONDS = 1  # acknowledged entries reach the disk within this (-inmemoryDataFlushInterval)
@@ -35,12 +36,6 @@ def binary() -> Path:
         raise RuntimeError(f"building VictoriaLogs failed; run {BUILD} by hand to see why (needs Go >= 1.26.5 "
                            f"and the Go module proxy):\n{done.stderr[-3000:]}")
     return Path(done.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def new_tenant() -> str:
