@@ -56,7 +56,7 @@ def run(flows: int, clients: int, sinks: str, batch_rows: int = 65_536, *, nodes
         sink_list = [s for s in sinks.split(",") if s]
         cfg.write_text(f"listen: grpc://127.0.0.1:{port}\nmetrics_address: ''\nmetadata: {metadata}\n"
                        f"sinks: {sink_list}\nflush_seconds: 3600\nlake:\n  url: {tmp}/lake\n"
-                       f"  flush_rows: 500000\n")
+                       f"  flush_rows: 500000\nmetrics:\n  max_series: 1000000\n")  # 300 nodes: ~100k series
         proc = subprocess.Popen([sys.executable, "-P", "-m", "flowlake.engine.cli", "--log-level", "WARNING",
                                  "processor", "--config", str(cfg)])
         try:

@@ -228,3 +228,15 @@ def plan(frame: pl.DataFrame, m: CompiledMetric, nulls: frozenset[str] = frozens
     return out.select(*(pl.col(x).cast(pl.String).fill_null("") if x in grouped else pl.lit("").alias(x)
                         for x in m.labels),
                       *(pl.col(c).cast(pl.Float64) for c in m.value_columns))
+
+
+
+def evaluate(frame: pl.DataFrame, metrics: list[CompiledMetric]) -> dict[str, pl.DataFrame]:
+    """Every metric's aggregate of one batch (name -> `plan`'s output), the queries run together.
+
+    One pass per metric, each on its pre-filtered rows: sharing one group_by between counters with
+    the same labels (filters moved into the aggregations) measured 20-30% slower at 20k pods.
+    """
+    nulls = null_columns(frame)
+    results = pl.collect_all([plan(frame, m, nulls) for m in metrics])
+    return {m.name: r for m, r in zip(metrics, results, strict=True)}

@@ -46,9 +46,7 @@ class MetricsSink:
     def write(self, frame: pl.DataFrame) -> None:
         if frame.height == 0 or not self.metrics:
             return
-        nulls = aggregate.null_columns(frame)
-        results = pl.collect_all([aggregate.plan(frame, m, nulls) for m in self.metrics])
-        self.store.add({m.name: r for m, r in zip(self.metrics, results, strict=True)})
+        self.store.add(aggregate.evaluate(frame, self.metrics))
         selfmetrics.SINK_ROWS.labels(sink=self.name).inc(frame.height)
 
     def flush(self) -> int:

@@ -154,9 +154,7 @@ class OtlpSink:
         if frame.height == 0:
             return
         if self.metrics:
-            nulls = aggregate.null_columns(frame)
-            results = pl.collect_all([aggregate.plan(frame, m, nulls) for m in self.metrics])
-            self.store.add({m.name: r for m, r in zip(self.metrics, results, strict=True)})
+            self.store.add(aggregate.evaluate(frame, self.metrics))
             self._metrics_dirty = True
         if self.cfg.logs:
             with self._lock:
