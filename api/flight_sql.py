@@ -56,6 +56,15 @@ def check(sql: str) -> None:
         raise TicketError(f"only SELECT queries over the `{TABLE}` table are allowed (found "
                           f"{first[1]!r} at position {first[2]})", "sql", first[2])
     for i, (kind, text, pos) in enumerate(tokens):
+        # Literal forms this lexer does not model ($$dollar$$ or $tag$ quoting, E'\'' escapes) could hide
+        # text from the checks below: they are refused rather than guessed at.
+        if "$" in text and kind != "string":
+            raise TicketError(f"'$' at position {pos}: dollar-quoted strings and $ in names are not supported; "
+                              "quote text with '...'", "sql", pos)
+        if (kind == "word" and text in ("E", "e") and i + 1 < len(tokens) and tokens[i + 1][0] == "string"
+                and tokens[i + 1][2] == pos + 1):
+            raise TicketError(f"E'...' escape strings (position {pos}) are not supported; use '...' with '' for "
+                              "a quote", "sql", pos)
         if kind == "other" and text == ";" and any(t[0] != "other" or t[1] != ";" for t in tokens[i + 1:]):
             raise TicketError(f"one statement per query (found ';' at position {pos})", "sql", pos)
         if kind == "word" and text.lower().startswith("read_"):

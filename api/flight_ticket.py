@@ -23,12 +23,15 @@ MAX_TICKET_BYTES = 64 * 1024
 # Keys each kind accepts (after camelCase -> snake_case); `kind` and the time range are common.
 _COMMON = {"kind", "start_time", "end_time", "time_range"}
 _FILTERED = {"filters", "packet_loss", "record_type"}
+MAX_SECONDS = 4_102_444_800  # 2100-01-01 in unix seconds, as the HTTP API: larger values overflow ms in int64
+MAX_ROWS = 2**62
 KEYS: dict[str, set[str]] = {
     "flows": _COMMON | _FILTERED | {"limit", "sort_by", "sort_order", "columns"},
     "metrics": _COMMON | _FILTERED | {"aggregate_by", "type", "function", "step", "top"},
     "topology": _COMMON | _FILTERED | {"scope", "groups", "type", "function", "top", "part"},
     "sql": _COMMON | {"sql"},
 }
+ALL_KEYS: frozenset[str] = frozenset().union(*KEYS.values())
 _CAMEL = re.compile(r"(?<=[a-z])([A-Z])")
 
 
@@ -102,9 +105,10 @@ def parse(raw: bytes, now_ms: int | None = None) -> Ticket:
 def _seconds(value: Any, key: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
-        raise TicketError(f"{key} must be a number of seconds >= 0 (unix time for start/end), got {value!r}",
-                          key)
+    if (isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0
+            or value > MAX_SECONDS):
+        raise TicketError(f"{key} must be a number of seconds from 0 to {MAX_SECONDS} (unix time for "
+                          f"start/end), got {value!r}", key)
     return float(value)
 
 
@@ -121,10 +125,10 @@ def _time_range(start: Any, end: Any, time_range: Any, now_ms: int) -> tuple[int
 
 
 def _check_types(params: dict[str, Any]) -> None:
-    for key in ("limit", "top", "step"):
+    for key, most in (("limit", MAX_ROWS), ("top", MAX_ROWS), ("step", MAX_SECONDS)):
         v = params.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
-            raise TicketError(f"{key} must be a positive number, got {v!r}", key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= most):
+            raise TicketError(f"{key} must be a number above 0 and at most {most}, got {v!r}", key)
     for key in ("filters", "packet_loss", "record_type", "sort_by", "sort_order", "aggregate_by", "type",
                 "function", "scope", "groups", "sql"):
         if key in params and not isinstance(params[key], str):

@@ -132,10 +132,12 @@ def stats_json(stats: QueryStats, who: auth.Principal, route: str) -> dict[str, 
     """The `stats` object; counts rows scanned in the self-metrics.
 
     filesScanned/rowsScanned describe the whole lake files opened, other tenants' rows included, so a
-    tenant gets null there.
+    tenant gets null there, and its queries are not added to the rows-scanned self-metric either (the
+    open /metrics would otherwise tell, by difference, how many flows other tenants have).
     """
-    selfmetrics.API_ROWS_SCANNED.labels(route=route).inc(stats.rows_scanned)
     tenant = who.scope is not None
+    if not tenant:
+        selfmetrics.API_ROWS_SCANNED.labels(route=route).inc(stats.rows_scanned)
     return {"filesScanned": None if tenant else stats.files_scanned,
             "rowsScanned": None if tenant else stats.rows_scanned,
             "limitReached": stats.limit_reached, "queryTimeMs": stats.query_time_ms, "numRows": stats.num_rows}

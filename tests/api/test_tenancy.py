@@ -154,3 +154,19 @@ def test_admin_sees_everything(client: TestClient) -> None:
     assert len(body["flows"]) == len(model.in_range(ALL["startTime"] * 1000, (ALL["endTime"] + 1) * 1000))
     assert body["stats"]["rowsScanned"] == model.N
     assert call(client, "root", "/api/resources/namespaces") == ["db", "kube-system", "payments", "shop"]
+
+
+@pytest.mark.parametrize("path", ["/api/flows", "/api/flows/metrics", "/api/topology", "/api/export", "/api/health"])
+def test_a_tenants_queries_do_not_move_the_rows_scanned_metric(client: TestClient, path: str) -> None:
+    # /metrics is open: the lake-wide rows a tenant query opened would tell other tenants' volumes.
+    from flowlake.engine import selfmetrics
+
+    def scanned() -> float:
+        return sum(s.value for m in selfmetrics.REGISTRY.collect() for s in m.samples
+                   if s.name == "flowlake_api_rows_scanned_total")
+
+    before = scanned()
+    call(client, "shop-team", path)
+    assert scanned() == before
+    call(client, "root", path)
+    assert scanned() > before

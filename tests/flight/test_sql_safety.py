@@ -34,6 +34,10 @@ ESCAPES = {
     "drop-table": "DROP TABLE flows",
     "show-tables": "SHOW TABLES",
     "other-table": "SELECT * FROM lake",
+    # literal forms the lexical check does not model: refused, so nothing can hide inside them
+    "dollar-quote": "SELECT $$'$$ AS a, x.* FROM read_parquet('{lake}/**/*.parquet') AS x -- '",
+    "dollar-tag": "SELECT $t$'$t$ AS a, x.* FROM read_parquet('{lake}/**/*.parquet') AS x -- '",
+    "escape-string": "SELECT E'\\'' AS a, x.* FROM read_parquet('{lake}/**/*.parquet') AS x -- '",
 }
 
 
@@ -82,3 +86,24 @@ def test_error_found_while_running_is_a_bad_request_too(url: str) -> None:
     with pytest.raises(QueryError, match="bad SQL") as err:
         fl.connect(url).sql("SELECT SrcAddr FROM flows WHERE Bytes = 'many'")
     assert err.value.parameter == "sql"
+
+
+def test_huge_numbers_are_bad_requests_not_tracebacks(url: str) -> None:
+    from pyarrow import flight
+
+    client = flight.connect(url)
+    for command in ('{"kind":"flows","limit":1e30}', '{"kind":"flows","end_time":1e300}',
+                    '{"kind":"metrics","step":1e300}'):
+        with pytest.raises(flight.FlightServerError) as err:
+            client.get_flight_info(flight.FlightDescriptor.for_command(command))
+        assert "bad request" in str(err.value) and "Traceback" not in str(err.value), command
+
+
+def test_unknown_ticket_keys_do_not_become_metric_labels(url: str) -> None:
+    from pyarrow import flight
+
+    with pytest.raises(flight.FlightServerError, match="unknown key"):
+        next(iter(flight.connect(url).do_get(flight.Ticket(b'{"kind":"flows","made_up_label_xyz":1}'))))
+    labels = {s.labels.get("parameter") for m in selfmetrics.REGISTRY.collect() for s in m.samples
+              if s.name == "flowlake_flight_bad_requests_total"}
+    assert "made_up_label_xyz" not in labels and "unknown_key" in labels
