@@ -70,11 +70,12 @@ TABLE: tuple[MetricDoc, ...] = (
     MetricDoc("flowlake_flight_bad_requests_total", "counter", ("kind", "parameter"),
               "Flight tickets rejected for bad input (parameter: the ticket key at fault, sql for bad SQL)"),
     MetricDoc("flowlake_synth_flows_total", "counter", ("output",), "synthetic flows generated"),
-    MetricDoc("flowlake_metrics_series", "gauge", ("metric",),
-              "series held per flow metric (docs/flow-metrics.md), after expiry and metrics.max_series"),
-    MetricDoc("flowlake_metrics_refused_series_total", "counter", ("metric",),
+    MetricDoc("flowlake_metrics_series", "gauge", ("sink", "metric"),
+              "series held per flow metric (docs/flow-metrics.md), after expiry and metrics.max_series; sink: "
+              "metrics (Prometheus) or otlp, which keep their own"),
+    MetricDoc("flowlake_metrics_refused_series_total", "counter", ("sink", "metric"),
               "new series refused because metrics.max_series were held (one per label set per batch)"),
-    MetricDoc("flowlake_metrics_expired_series_total", "counter", ("metric",),
+    MetricDoc("flowlake_metrics_expired_series_total", "counter", ("sink", "metric"),
               "series dropped after metrics.expiry seconds without an update"),
     MetricDoc("flowlake_conntrack_input_records_total", "counter", ("classification",),
               "flows seen by the conntrack stage: discarded (not TCP/UDP/SCTP, or over "

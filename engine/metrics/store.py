@@ -46,17 +46,18 @@ class SeriesStore:
     """The cumulative aggregate frames of every metric, safe for concurrent writers and scrapes."""
 
     def __init__(self, metrics: Sequence[CompiledMetric], *, max_series: int, expiry: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, sink: str = "metrics") -> None:
         self.metrics = list(metrics)
         self.max_series = max_series
         self.expiry = expiry
         self.clock = clock
+        self.sink = sink  # labels the self-metrics: the metrics and otlp sinks each keep a store
         self._frames: dict[str, pl.DataFrame] = {m.name: empty(m) for m in self.metrics}
         self._pending: dict[str, list[pl.DataFrame]] = {m.name: [] for m in self.metrics}  # not merged yet
         self._pending_rows: dict[str, int] = {m.name: 0 for m in self.metrics}
         self._lock = threading.Lock()
         for m in self.metrics:
-            selfmetrics.METRICS_SERIES.labels(metric=m.name).set(0)
+            selfmetrics.METRICS_SERIES.labels(sink=self.sink, metric=m.name).set(0)
 
     def add(self, updates: Mapping[str, pl.DataFrame]) -> None:
         """Merge one batch's aggregates (metric name -> frame from `aggregate.plan`)."""
@@ -75,7 +76,7 @@ class SeriesStore:
                         total -= self._compact(other, frames)
                 room = self.max_series - total
                 if update.height > room:  # maybe too many new series: admit what fits, count the rest
-                    update = self._guard(m, frames[m.name], update, room)
+                    update = self._guard(m, frames[m.name], update, room, self.sink)
                 self._pending[m.name].append(update)
                 self._pending_rows[m.name] += update.height
                 total += update.height
@@ -94,19 +95,19 @@ class SeriesStore:
         return old.height + rows - frames[m.name].height
 
     @staticmethod
-    def _guard(m: CompiledMetric, old: pl.DataFrame, update: pl.DataFrame, room: int) -> pl.DataFrame:
+    def _guard(m: CompiledMetric, old: pl.DataFrame, update: pl.DataFrame, room: int, sink: str) -> pl.DataFrame:
         """`update` without the new label sets beyond `room` (FLP's maxMetrics); counts the refused ones."""
         if not m.labels:
             if old.height or room > 0:
                 return update
-            selfmetrics.METRICS_REFUSED.labels(metric=m.name).inc()
+            selfmetrics.METRICS_REFUSED.labels(sink=sink, metric=m.name).inc()
             return update.head(0)
         labels = list(m.labels)
         new = update.select(labels).unique(maintain_order=True).join(old.select(labels), on=labels, how="anti")
         if new.height <= room:
             return update
         refused = new.slice(max(room, 0))
-        selfmetrics.METRICS_REFUSED.labels(metric=m.name).inc(refused.height)
+        selfmetrics.METRICS_REFUSED.labels(sink=sink, metric=m.name).inc(refused.height)
         return update.join(refused, on=labels, how="anti")
 
     def expire(self) -> None:
@@ -127,12 +128,12 @@ class SeriesStore:
         for name, frame in frames.items():
             if frame.height and frame.get_column(STAMP).min() < now - self.expiry:  # type: ignore[operator]
                 kept = frame.filter(pl.col(STAMP) >= now - self.expiry)
-                selfmetrics.METRICS_EXPIRED.labels(metric=name).inc(frame.height - kept.height)
+                selfmetrics.METRICS_EXPIRED.labels(sink=self.sink, metric=name).inc(frame.height - kept.height)
                 frames[name] = kept
         return frames
 
     def _publish(self, frames: dict[str, pl.DataFrame]) -> None:
         for name, frame in frames.items():
             if frame is not self._frames.get(name):
-                selfmetrics.METRICS_SERIES.labels(metric=name).set(frame.height)
+                selfmetrics.METRICS_SERIES.labels(sink=self.sink, metric=name).set(frame.height)
         self._frames = frames

@@ -145,7 +145,8 @@ class OtlpSink:
                                   metrics_cfg.prefix) if cfg.metrics else []
         self.metrics = [aggregate.compile_metric(s, metrics_cfg.prefix, scale_by_sampling=metrics_cfg.scale_by_sampling)
                         for s in specs]
-        self.store = store.SeriesStore(self.metrics, max_series=metrics_cfg.max_series, expiry=metrics_cfg.expiry)
+        self.store = store.SeriesStore(self.metrics, max_series=metrics_cfg.max_series, expiry=metrics_cfg.expiry,
+                                       sink="otlp")
         self._start_ns = time.time_ns()
         self._metrics_pushed = time.monotonic()
         self._metrics_dirty = False

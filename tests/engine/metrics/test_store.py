@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pytest
 
@@ -14,7 +15,7 @@ from tests.engine.metrics.conftest import Harness, by_label, frame, scrape
 
 
 def sample(name: str, metric: str) -> float:
-    return selfmetrics.REGISTRY.get_sample_value(name, {"metric": metric}) or 0.0
+    return selfmetrics.REGISTRY.get_sample_value(name, {"sink": "metrics", "metric": metric}) or 0.0
 
 
 def per_port_counter(name: str = "flows_total") -> dict[str, object]:
@@ -79,3 +80,19 @@ def test_deferred_merges_give_the_same_series_as_merging_every_batch(
     got = by_label(scrape(h.registry), "defer_flows_total", "DstPort")
     assert got == {str(p): float(n) for p, n in counts.items()}
     assert sample("flowlake_metrics_series", "defer_flows_total") == 40
+
+
+def test_two_stores_of_the_same_metrics_report_apart(harness: type[Harness]) -> None:
+    """The metrics and otlp sinks each keep a store of the same metric names: the gauge tells them apart."""
+    h = harness(prefix="two_", definitions=[per_port_counter()])
+    other = store.SeriesStore(h.sink.metrics, max_series=100, expiry=1e9, sink="otlp")
+    h.write(frame(3, DstPort=ports(1, 2, 3)))
+    other.add({"two_flows_total": by_port_frame(7)})
+    other.expire()
+    assert sample("flowlake_metrics_series", "two_flows_total") == 3
+    assert selfmetrics.REGISTRY.get_sample_value("flowlake_metrics_series",
+                                                 {"sink": "otlp", "metric": "two_flows_total"}) == 1
+
+
+def by_port_frame(port: int) -> pl.DataFrame:
+    return pl.DataFrame({"DstPort": [str(port)], "__value": [1.0]})
