@@ -124,6 +124,8 @@ class KafkaExportSink:
                     break
                 if time.monotonic() >= deadline:
                     self._failed = failed
+                    selfmetrics.SINK_ERRORS.labels(sink=self.name).inc()
+                    selfmetrics.SINK_RETRIES.labels(sink=self.name).inc(self._rows)  # kept, tried again next flush
                     raise SinkError(f"kafka sink: {left + len(failed)} messages to {self.settings.topic} at "
                                     f"{self.settings.brokers} not acknowledged within "
                                     f"{self.cfg.timeout_seconds:.0f}s; kept for the next flush. Is the broker "

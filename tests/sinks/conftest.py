@@ -34,8 +34,6 @@ VARIANTS: dict[str, list[str]] = {"lake": ["lake"], "memory": ["memory"], "metri
 GAPS: dict[tuple[str, str], str] = {
     ("memory", "test_destination_down"): "the memory sink has no destination that can fail",
     ("metrics", "test_destination_down"): "metrics are scraped from memory: no destination that can fail",
-    ("kafka", "test_destination_down"): "the kafka sink keeps unacknowledged messages for its next flush "
-                                         "(librdkafka retries them): nothing is dropped or counted as retried",
     ("ipfix-udp", "test_destination_down"): "UDP has no acknowledgement: a collector that is down is noticed "
                                              "only through ICMP errors on later datagrams (ipfix-tcp covers it)",
 }

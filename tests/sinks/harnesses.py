@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -216,13 +217,20 @@ class KafkaHarness(Harness):
         return KafkaExportSink(KafkaExportConfig(address=self.broker.bootstrap, topic=self.topic))
 
     def make_down(self) -> Sink:
-        # The contract here is "retry, then drop and count". The kafka sink instead keeps every message that
-        # the broker has not acknowledged for the next flush (librdkafka retries it until message.timeout.ms,
-        # 5 min); its flush raises SinkError, but nothing is counted as retried or dropped, and the delivery
-        # errors that flowlake_sink_errors_total counts only arrive after that timeout. tests/kafka/
-        # test_kafka_export.py covers that behaviour (a flush that fails when nobody acks).
-        raise NotImplementedError("kafka keeps unacknowledged messages for the next flush: it neither drops "
-                                  "nor counts retries while the broker is down")
+        # The broker process is paused (SIGSTOP): connections open, nothing is acknowledged, as a hung broker.
+        sink = KafkaExportSink(KafkaExportConfig(address=self.broker.bootstrap, topic=self.topic, timeout_seconds=3))
+        assert self.broker.proc is not None
+        self.broker.proc.send_signal(signal.SIGSTOP)
+        self._paused = True
+        return sink
+
+    def bring_up(self) -> None:
+        if getattr(self, "_paused", False) and self.broker.proc is not None:
+            self.broker.proc.send_signal(signal.SIGCONT)
+            self._paused = False
+
+    def close(self) -> None:
+        self.bring_up()  # never leave the shared broker paused, whatever the test did
 
     def read(self) -> pl.DataFrame:
         count = sum(end_offsets(self.broker.bootstrap, self.topic).values())

@@ -75,8 +75,8 @@ def test_written_rows_are_counted(harness: Harness, flows: pl.DataFrame) -> None
 
 
 def test_destination_down(harness: Harness, flows: pl.DataFrame) -> None:
-    """Backpressuring sinks keep the rows and publish them once the destination is back; others retry, then
-    drop and count. Either way SinkError names the problem and the retried rows are counted."""
+    """Durable sinks (the lake, Kafka) keep the rows and publish them once the destination is back; others
+    retry, then drop and count. Either way SinkError names the problem and the retried rows are counted."""
     sink = harness.make_down()
     name = sink.name
     retries, dropped, errors = (counter(f"flowlake_sink_{m}_total", name)
@@ -86,7 +86,7 @@ def test_destination_down(harness: Harness, flows: pl.DataFrame) -> None:
         sink.flush()
     assert counter("flowlake_sink_errors_total", name) > errors
     assert counter("flowlake_sink_retries_total", name) >= retries + flows.height
-    if sink.capabilities.backpressure:
+    if sink.capabilities.durable:
         assert counter("flowlake_sink_dropped_rows_total", name) == dropped
         harness.bring_up()
         assert sink.flush() == flows.height
