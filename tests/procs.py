@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from typing import Any
 
 
@@ -28,6 +29,21 @@ def wait_port(port: int, proc: subprocess.Popen[Any], timeout: float = 30) -> No
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"port {port} never opened")
+
+
+def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float) -> bool:
+    """Poll `url` until it answers 200 (True); False once `proc` exited or `timeout` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def flowlake(*argv: str) -> subprocess.Popen[bytes]:

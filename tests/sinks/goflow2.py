@@ -14,10 +14,10 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.procs import wait_http
 from tests.sinks import ipfix_view, victorialogs
 
 BUILD = Path(__file__).with_name("build_goflow2.sh")
@@ -66,17 +66,9 @@ class GoFlow2:
                  f"-addr=127.0.0.1:{self.http_port}", "-format=json", "-transport=file",
                  f"-transport.file={self.out}", f"-mapping={mapping}", "-loglevel=warn"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise Unavailable(f"goflow2 did not start on port {self.port}; see {log_path}")
-            time.sleep(0.05)
+        if not wait_http(f"http://127.0.0.1:{self.http_port}/metrics", self.proc, timeout):
+            raise Unavailable(f"goflow2 did not start on port {self.port}; see {log_path}")
+        return self
 
     def mark(self) -> int:
         """The output's current size: `lines_since(mark)` returns what arrives after it."""

@@ -99,7 +99,11 @@ class Receiver:
             self._http.server_close()
 
 
-class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
+class _Export:
+    """The one Export method of both OTLP services: refuse while asked to, else keep the request."""
+
+    response: Any
+
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
 
@@ -107,18 +111,15 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
         if self.receiver.refuse:
             context.abort(grpc.StatusCode.UNAVAILABLE, "refusing (test)")
         self.receiver.take(request)
-        return logs_service_pb2.ExportLogsServiceResponse()
+        return self.response()
 
 
-class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, receiver: Receiver) -> None:
-        self.receiver = receiver
+class _Logs(_Export, logs_service_pb2_grpc.LogsServiceServicer):
+    response = logs_service_pb2.ExportLogsServiceResponse
 
-    def Export(self, request: Any, context: Any) -> Any:
-        if self.receiver.refuse:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "refusing (test)")
-        self.receiver.take(request)
-        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+class _Metrics(_Export, metrics_service_pb2_grpc.MetricsServiceServicer):
+    response = metrics_service_pb2.ExportMetricsServiceResponse
 
 
 def _handler(receiver: Receiver) -> type[http.server.BaseHTTPRequestHandler]:

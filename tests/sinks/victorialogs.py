@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.procs import free_port
+from tests.procs import free_port, wait_http
 
 BUILD = Path(__file__).with_name("build_victorialogs.sh")
 PERSIST_SECONDS = 1  # acknowledged entries reach the disk within this (-inmemoryDataFlushInterval)
@@ -62,17 +62,9 @@ class VictoriaLogs:
                  "-retentionPeriod=100y", "-loki.disableMessageParsing", "-loggerLevel=WARN",
                  f"-inmemoryDataFlushInterval={PERSIST_SECONDS}s"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.base}/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"VictoriaLogs did not start on port {self.port}; see {log_path}")
-            time.sleep(0.05)
+        if not wait_http(f"{self.base}/health", self.proc, timeout):
+            raise RuntimeError(f"VictoriaLogs did not start on port {self.port}; see {log_path}")
+        return self
 
     def kill(self) -> None:
         """SIGKILL, as a crash: nothing is flushed or answered any more."""
