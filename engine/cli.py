@@ -12,6 +12,7 @@ import logging
 import sys
 from types import ModuleType
 
+from flowlake.engine import allocator
 from flowlake.engine.errors import FlowlakeError
 
 # subcommand -> module; order is the order `--help` lists them.
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=args.global_log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    allocator.configure()
     try:
         return int(_load(args.command).run(args) or 0)
     except FlowlakeError as exc:  # user-facing errors: one clear line, no traceback

@@ -30,6 +30,11 @@ SORT_KEYS: tuple[str, ...] = ("SrcAddr", "DstAddr", "TimeFlowEndMs")
 # Dictionary-encode text only: integer columns came out larger and slower with dictionaries
 # (1M synthetic flows: 23.5 vs 26.5 bytes/flow, 1.26 vs 1.58 s).
 _DICTIONARY_COLUMNS = [f.name for f in schema.FIELDS if f.type == pa.string() or f.type == pa.list_(pa.string())]
+# Row-group min/max only where a query can skip on them: numbers (times, ports, bytes). Text and list
+# statistics never skip anything in files ordered by time bucket and address (every row group spans
+# nearly every namespace or name), yet were a fifth of the encoding time (1M flows, 20k pods: 0.26 s).
+_STATISTICS_COLUMNS = [f.name for f in schema.FIELDS
+                       if not (pa.types.is_string(f.type) or pa.types.is_list(f.type) or pa.types.is_struct(f.type))]
 _LEVELED = {"zstd", "gzip", "brotli"}  # codecs that take a compression level
 _POLARS_SCHEMA = pl.from_arrow(schema.SCHEMA.empty_table()).schema  # type: ignore[union-attr]
 
@@ -45,7 +50,9 @@ class Encoding:
 
 def sort_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """The frame in file order: hour, 5-minute bucket, endpoints, time (so hours are contiguous runs)."""
-    return frame.sort([pl.col("TimeFlowEndMs") // BUCKET_MS, *SORT_KEYS], nulls_last=True)
+    # One chunk first: the buffered batches arrive as many chunks, and Polars gathers a multi-chunk
+    # column several times slower (1M flows, 85 columns: 2.4 vs 0.9 CPU-s for the reordering).
+    return frame.rechunk().sort([pl.col("TimeFlowEndMs") // BUCKET_MS, *SORT_KEYS], nulls_last=True)
 
 
 def conform(frame: pl.DataFrame) -> pl.DataFrame:
@@ -63,7 +70,8 @@ def _write(frame: pl.DataFrame, sink: object, enc: Encoding, metadata: dict[byte
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     pq.write_table(table, sink, compression=enc.compression,
                    compression_level=enc.compression_level if enc.compression in _LEVELED else None,
-                   row_group_size=enc.row_group_rows, write_statistics=True, use_dictionary=_DICTIONARY_COLUMNS)
+                   row_group_size=enc.row_group_rows, write_statistics=_STATISTICS_COLUMNS,
+                   use_dictionary=_DICTIONARY_COLUMNS)
 
 
 def publish(fs: AbstractFileSystem, root: str, hour_ms: int, frame: pl.DataFrame, enc: Encoding, *,
