@@ -1,4 +1,4 @@
-"""Keeps benchmarks/ingest.py runnable in CI: a small run through a real processor process."""
+"""Keeps benchmarks/ingest.py and processor_profile.py runnable in CI: small runs, timing not checked."""
 
 from __future__ import annotations
 
@@ -16,3 +16,13 @@ def test_ingest_small_run_delivers_everything() -> None:
     assert result["flows"] == 100_000
     assert result["lake_rows"] == 100_000  # every flow sent reached the lake
     assert result["flows_per_s"] > 0
+
+
+def test_processor_profile_small_run_times_every_step() -> None:
+    spec = importlib.util.spec_from_file_location("processor_profile", Path(__file__).with_name("processor_profile.py"))
+    assert spec is not None and spec.loader is not None
+    profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile)
+    cpu, totals = profile.run(flows=20_000, nodes=6, scale=1, sinks=["lake", "metrics"], rounds=1)
+    assert cpu > 0
+    assert {"enrich", "metrics.evaluate", "lake.sort", "lake.encode", "flush:lake"} <= set(totals)
