@@ -85,7 +85,7 @@ def test_files_keep_statistics_only_where_queries_prune(tmp_path: Path, flows: p
 
 
 def test_buffered_batches_sort_like_one_frame(flows: pl.DataFrame) -> None:
-    """The sink's buffer is many chunks (one per written batch); the file order does not depend on it."""
+    """The sink's buffer is many chunks (one per written batch); the file order does not depend on that."""
     chunked = pl.concat(list(flows.iter_slices(333)), rechunk=False)
     assert chunked.n_chunks() > 1
     assert_frame_equal(writer.sort_rows(writer.conform(chunked)), writer.sort_rows(writer.conform(flows)))
