@@ -3,14 +3,19 @@
 `flows` and `sql` become lazy Polars plans over the lake, with the caller's tenant scope applied to the
 scan before anything else (`engine.query.tenancy`), executed on Polars' streaming engine only as the
 client reads; `flows` without a sort runs one lake file at a time, so memory is bounded by the largest
-file. `metrics` and `topology` call the engine's `run_metrics` / `run_topology` (small aggregates).
-Bad input raises `TicketError` naming the ticket key.
+file. `metrics` and `topology` call the engine's `run_metrics` / `run_topology` (small aggregates); a topology
+is computed once for its nodes and edges (see `RecentTopologies`). Bad input raises `TicketError` naming
+the ticket key.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import threading
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 
 import polars as pl
 import pyarrow as pa
@@ -110,6 +115,44 @@ def _metrics(lake_url: str, t: Ticket, scope: tenancy.Scope) -> pl.DataFrame:
     return frame
 
 
+class RecentTopologies:
+    """Topologies computed in the last `ttl` seconds, by lake, query (defaults resolved) and tenant scope.
+
+    A client reads a graph as two tickets, `part: nodes` then `part: edges` (Flight streams have one schema
+    each), and `get_flight_info` before `do_get` runs a ticket once more: without this, one graph cost up to
+    four lake scans, and nodes and edges could come from different moments of a lake being written. The
+    key holds the resolved time range, so the client sends both parts with the same absolute range.
+    """
+
+    def __init__(self, ttl: float = 10.0, size: int = 32, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self._entries: OrderedDict[str, tuple[float, pl.DataFrame, pl.DataFrame]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.computed = 0  # how many graphs were computed (tests)
+
+    def get(self, lake_url: str, q: topology.TopologyQuery, scope: tenancy.Scope,
+            compute: Callable[[], tuple[pl.DataFrame, pl.DataFrame]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        key = json.dumps([lake_url, dataclasses.asdict(q), sorted(scope) if scope is not None else None])
+        now = self.clock()
+        with self._lock:
+            while self._entries and now - next(iter(self._entries.values()))[0] > self.ttl:
+                self._entries.popitem(last=False)  # oldest first: entries are kept in insertion order
+            hit = self._entries.get(key)
+        if hit is not None:
+            return hit[1], hit[2]
+        nodes, edges = compute()  # outside the lock: other queries go on meanwhile
+        with self._lock:
+            self.computed += 1
+            self._entries.pop(key, None)
+            self._entries[key] = (now, nodes, edges)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return nodes, edges
+
+
+RECENT_TOPOLOGIES = RecentTopologies()
+
+
 def _topology(lake_url: str, t: Ticket, scope: tenancy.Scope) -> pl.DataFrame:
     start, end = _range(lake_url, t)
     q = topology.TopologyQuery(
@@ -117,7 +160,12 @@ def _topology(lake_url: str, t: Ticket, scope: tenancy.Scope) -> pl.DataFrame:
         groups=t.get("groups", "none"), type=t.get("type", "Bytes"), function=t.get("function", "sum"),
         top=int(t.get("top", 50)), packet_loss=t.get("packet_loss", "all"),
         record_type=t.get("record_type", "flowLog"))
-    nodes, edges, _ = topology.run_topology(lake_url, q, scope)
+
+    def compute() -> tuple[pl.DataFrame, pl.DataFrame]:
+        nodes, edges, _ = topology.run_topology(lake_url, q, scope)
+        return nodes, edges
+
+    nodes, edges = RECENT_TOPOLOGIES.get(lake_url, q, scope, compute)
     return nodes if t.get("part", "edges") == "nodes" else edges
 
 

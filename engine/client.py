@@ -9,6 +9,7 @@ and reads the Parquet lake directly (a directory, file:// or s3://), pruning hou
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -121,6 +122,9 @@ class Client:
                  time_range: float | None = None, filters: str = "", packet_loss: str = "all",
                  record_type: str = "flowLog") -> Topology:
         """The graph at `scope`: `nodes` (id, label, in, out, ...) and the `top` `edges` (source, target, value)."""
+        if time_range is not None and start is None and end is None:  # one absolute range for both parts,
+            end = time.time()  # so the server computes the graph once (api.flight_plan.RecentTopologies)
+            start, time_range = end - time_range, None
         ticket: dict[str, Any] = {"kind": "topology", **_times(start, end, time_range), "filters": filters,
                                   "scope": scope, "groups": groups, "type": type, "function": function,
                                   "top": top, "packet_loss": packet_loss, "record_type": record_type}

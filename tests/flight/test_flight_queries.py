@@ -5,6 +5,7 @@ The server runs in this process on loopback; the client is `flowlake.engine.clie
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import polars as pl
@@ -12,6 +13,7 @@ import pyarrow.flight as flight
 import pytest
 
 import flowlake.engine as fl
+from flowlake.api import flight_plan
 from flowlake.engine import schema
 from flowlake.engine.client import QueryError
 from flowlake.engine.query import timeseries, topology
@@ -82,6 +84,49 @@ def test_topology_nodes_and_edges_equal_the_engine_query(url: str, world: dict[s
     assert got.nodes.equals(nodes)
     assert got.edges.equals(edges)
     assert edges.height > 0
+
+
+def test_a_graph_is_computed_once_for_its_nodes_and_edges(url: str, world: dict[str, Any]) -> None:
+    """Two tickets (nodes, edges) and the `get_flight_info` of each: one lake query, the same graph."""
+    recent = flight_plan.RECENT_TOPOLOGIES
+    client = fl.connect(url)
+    before = recent.computed
+    got = client.topology(scope="owner", start=START_MS / 1000, end=END_MS / 1000, top=7)
+    assert recent.computed == before + 1
+    raw = flight.FlightClient(url)
+    for part in ("nodes", "edges"):
+        cmd = json.dumps({"kind": "topology", "scope": "owner", "top": 7, "part": part,
+                          "start_time": START_MS / 1000, "end_time": END_MS / 1000}).encode()
+        info = raw.get_flight_info(flight.FlightDescriptor.for_command(cmd))
+        table = pl.DataFrame(pl.from_arrow(raw.do_get(info.endpoints[0].ticket).read_all()))
+        assert table.equals(got.nodes if part == "nodes" else got.edges)
+    assert recent.computed == before + 1
+    client.topology(scope="owner", time_range=3600, top=7)  # relative: both parts get one absolute range
+    assert recent.computed == before + 2
+    client.topology(scope="namespace", start=START_MS / 1000, end=END_MS / 1000, top=7)  # another graph
+    assert recent.computed == before + 3
+
+
+def test_recent_topologies_expire_and_keep_tenants_apart() -> None:
+    now = [0.0]
+    recent = flight_plan.RecentTopologies(ttl=10, size=2, clock=lambda: now[0])
+    calls: list[str] = []
+
+    def graph(name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+        calls.append(name)
+        return pl.DataFrame({"id": [name]}), pl.DataFrame({"source": [name]})
+
+    q = topology.TopologyQuery(start_ms=0, end_ms=1000)
+    assert recent.get("lake", q, None, lambda: graph("admin"))[0]["id"].to_list() == ["admin"]
+    assert recent.get("lake", q, frozenset({"shop"}), lambda: graph("shop"))[0]["id"].to_list() == ["shop"]
+    assert recent.get("lake", q, frozenset({"shop"}), lambda: graph("again"))[1]["source"].to_list() == ["shop"]
+    assert calls == ["admin", "shop"]
+    now[0] = 11  # past the ttl: computed again
+    assert recent.get("lake", q, None, lambda: graph("later"))[0]["id"].to_list() == ["later"]
+    recent.get("lake", topology.TopologyQuery(start_ms=0, end_ms=2000), None, lambda: graph("b"))
+    recent.get("lake", topology.TopologyQuery(start_ms=0, end_ms=3000), None, lambda: graph("c"))  # "later" out
+    recent.get("lake", q, None, lambda: graph("later2"))
+    assert calls == ["admin", "shop", "later", "b", "c", "later2"]
 
 
 def test_get_flight_info_gives_schema_and_a_ticket(url: str) -> None:
