@@ -2,8 +2,10 @@
 serving it on a free loopback port, and Debian's Chromium driven by Playwright.
 
 The lake is made the way a deployment makes it: `engine.synth` flows of a generated cluster go through the
-real processor (enrich, direction, layer, subnets, decode) into the Parquet lake sink. Tests compute what
-the console must show with Polars straight from the lake's Parquet files (`Lake.frame`).
+real processor (enrich, direction, layer, subnets, decode) into the Parquet lake sink. Some external
+networks get `EXT:` subnet labels (`SUBNET_LABELS`), others none. Tests compute what the console must show
+with Polars straight from the lake's Parquet files (`Lake.frame`); `dedup` and `node_ids` are the
+Polars forms of the API's reporter merge and topology node ids.
 
 Browser tests skip when Playwright, `/usr/bin/chromium` or the vendored front-end libraries (`make
 console`) are missing, and fail instead under FLOWLAKE_REQUIRE_BROWSER=1 (CI). No browser is downloaded.
@@ -49,6 +51,12 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 START_S = 1_795_600_800  # 2026-11-25T10:00:00Z, an hour boundary
 END_S = START_S + 3600
 N_FLOWS = 5_000
+# External sources of the generated cluster (engine.synth.catalog): cloud APIs get one label, some internet
+# client ranges another; the rest (24.x, 73.x, 203.x, CDNs, GitHub) stay unlabelled, i.e. "external".
+SUBNET_LABELS = [
+    {"name": "EXT:aws", "cidrs": ["52.0.0.0/8", "34.0.0.0/8"]},
+    {"name": "EXT:internet-eu", "cidrs": ["81.0.0.0/8", "86.0.0.0/8", "92.0.0.0/8", "176.0.0.0/8", "185.0.0.0/8"]},
+]
 
 
 def browser_missing() -> str | None:
@@ -98,12 +106,30 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     metadata = str(tmp / "metadata.json")
     static.dump(metadata, cluster.metadata_table(), cluster.name)
     url = str(tmp / "lake")
-    proc = Processor(config.load(None, metadata=metadata, sinks=["lake"], **{"lake.url": url}))
+    proc = Processor(config.load(None, metadata=metadata, sinks=["lake"],
+                                 **{"lake.url": url, "subnets.labels": SUBNET_LABELS}))
     proc.ingest(with_dns_errors(generate(cluster, START_S * 1000, END_S * 1000, N_FLOWS, seed=3).batch), "test")
     proc.close()
     frame = pl.read_parquet(f"{url}/**/*.parquet", hive_partitioning=False)
     assert frame.height == N_FLOWS
     return Lake(url, frame)
+
+
+def dedup(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows Bytes/Packets count (NetObserv's reporter merge, netobserv.md §5.2): ingress or inner reports, or
+    egress reports whose destination is not a Kubernetes workload."""
+    fd, dst_type = pl.col("FlowDirection"), pl.col("DstK8S_Type").fill_null("")
+    return frame.filter(fd.is_in([0, 2]) | ((fd == 1) & dst_type.is_in(["", "Service"])))
+
+
+def node_ids(side: str, level: str) -> pl.Expr:
+    """The topology's node id of one side ("Src"/"Dst") at namespace or owner scope."""
+    if level == "namespace":
+        return pl.lit("namespace:") + pl.col(f"{side}K8S_Namespace").fill_null("")
+    parts = [pl.col(f"{side}K8S_{f}") for f in ("Namespace", "OwnerType", "OwnerName")]
+    value = pl.when(pl.any_horizontal(p.is_not_null() for p in parts)).then(
+        pl.concat_str([p.fill_null("") for p in parts], separator="/")).otherwise(pl.lit(""))
+    return pl.lit("owner:") + value
 
 
 def _free_port() -> int:
@@ -198,6 +224,6 @@ def open_view(page: Page, base: str, view: str, **opts: str | int) -> None:
     wait_loaded(page, before)
 
 
-def screenshot(page: Page, name: str) -> None:
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)

@@ -10,19 +10,12 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pytest
 
-from tests.console.conftest import END_S, START_S, Lake, api, loads, open_view, screenshot, wait_loaded
+from tests.console.conftest import END_S, START_S, Lake, api, dedup, loads, node_ids, open_view, screenshot, wait_loaded
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 RANGE = {"startTime": START_S, "endTime": END_S}
-
-
-def dedup(frame: pl.DataFrame) -> pl.DataFrame:
-    """Rows Bytes/Packets count (NetObserv's reporter merge, netobserv.md §5.2): ingress or inner reports, or
-    egress reports whose destination is not a Kubernetes workload."""
-    fd, dst_type = pl.col("FlowDirection"), pl.col("DstK8S_Type").fill_null("")
-    return frame.filter(fd.is_in([0, 2]) | ((fd == 1) & dst_type.is_in(["", "Service"])))
 
 
 def test_overview_totals_equal_the_api(page: Page, server: str, lake: Lake) -> None:
@@ -60,15 +53,6 @@ def test_overview_totals_equal_the_api(page: Page, server: str, lake: Lake) -> N
     assert all("→" in n for n in names)
     series = page.evaluate("window.__flowlake.overview.top_avg_byte_rates.series")
     assert [s["metric"] for s in series] == [m["metric"] for m in want["metrics"]]
-
-
-def node_ids(side: str, level: str) -> pl.Expr:
-    if level == "namespace":
-        return pl.lit("namespace:") + pl.col(f"{side}K8S_Namespace").fill_null("")
-    parts = [pl.col(f"{side}K8S_{f}") for f in ("Namespace", "OwnerType", "OwnerName")]
-    value = pl.when(pl.any_horizontal(p.is_not_null() for p in parts)).then(
-        pl.concat_str([p.fill_null("") for p in parts], separator="/")).otherwise(pl.lit(""))
-    return pl.lit("owner:") + value
 
 
 def expected_graph(frame: pl.DataFrame, level: str) -> tuple[set[str], set[tuple[str, str]]]:

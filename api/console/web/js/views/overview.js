@@ -1,13 +1,21 @@
-// Overview: the reference console's overview panels (netobserv.md §5.4) answered by /api/flows/metrics —
-// top talkers, byte and packet rates with their total, drops by state and cause, DNS latency and response
-// codes, RTT. Each panel queries on its own and shows its own error or "not available" state.
+// Overview: the reference console's overview panels (netobserv.md §5.4) — the top N distribution
+// (a Sankey from /api/topology, overview_sankey.js), inbound traffic by region (overview_inbound.js), and
+// from /api/flows/metrics top talkers, byte and packet rates with their total, drops by state and cause,
+// DNS latency and response codes, RTT. Each panel queries on its own and shows its own error or "not
+// available" state.
 import { get, commonParams, ApiError } from "../api.js";
 import { state } from "../state.js";
 import { el, metricFormatter, seriesName } from "../format.js";
 import { bars, timeseries } from "../charts.js";
+import { SANKEY_PANEL } from "./overview_sankey.js";
+import { INBOUND_PANEL } from "./overview_inbound.js";
 
 // kind "bars": one bar per series total; "series": lines over time plus the total of all traffic.
+// Panels with their own `fetch` and `draw` (and optional `controls`, `sync`, `help`) come first, as in
+// the reference's default selection.
 export const PANELS = [
+  SANKEY_PANEL,
+  INBOUND_PANEL,
   { id: "top_avg_byte_rates", title: "Top talkers: average byte rates", kind: "bars", type: "Bytes", fn: "rate" },
   { id: "byte_rates", title: "Byte rates (top N, with total)", kind: "series", type: "Bytes", fn: "rate", total: true },
   { id: "top_avg_packet_rates", title: "Top talkers: average packet rates", kind: "bars", type: "Packets", fn: "rate" },
@@ -73,8 +81,10 @@ export function mount(root, ctx) {
     for (const p of PANELS.filter((x) => on.has(x.id))) {
       const body = el("div", { class: "card-body" });
       const total = el("span", { class: "total" });
-      const card = el("section", { class: `card ${p.kind === "series" ? "wide" : ""}`, id: `panel-${p.id}`,
-        "data-panel": p.id, "data-status": "loading" }, el("h3", {}, p.title, total), body);
+      const card = el("section", { class: `card ${p.kind === "series" || p.wide ? "wide" : ""}`, id: `panel-${p.id}`,
+        "data-panel": p.id, "data-status": "loading" }, el("h3", {}, p.title, total),
+      p.controls ? el("div", { class: "panel-controls" }, p.controls(set)) : null,
+      p.help ? el("p", { class: "help" }, p.help) : null, body);
       cards[p.id] = { card, body, total };
       grid.append(card);
     }
@@ -88,6 +98,13 @@ export function mount(root, ctx) {
     ctx.hook.overview[p.id] = hookEntry;
     c.card.dataset.status = "loading";
     try {
+      if (p.fetch) {  // a panel that queries and draws itself
+        const res = await p.fetch();
+        if (!isCurrent()) return;
+        Object.assign(hookEntry, { status: "ready" }, p.draw(c, res));
+        c.card.dataset.status = "ready";
+        return;
+      }
       const [res, tot] = await Promise.all([
         get("/api/flows/metrics", metricsParams(p.type, p.fn, by, p.bottom ? 500 : top())),
         p.total ? get("/api/flows/metrics", metricsParams(p.type, p.fn, "app", 1)) : null]);
@@ -106,9 +123,10 @@ export function mount(root, ctx) {
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
       const text = e.notAvailable
-        ? "Not available: this flowlake API does not serve /api/flows/metrics."
+        ? `Not available: this flowlake API does not serve ${p.endpoint || "/api/flows/metrics"}.`
         : `Error: ${e.message}`;
       c.body.replaceChildren(el("div", { class: e.notAvailable ? "unavailable" : "error" }, text));
+      c.total.textContent = "";
       c.card.dataset.status = e.notAvailable ? "unavailable" : "error";
       Object.assign(hookEntry, { status: c.card.dataset.status, error: e.message });
     }
@@ -119,5 +137,11 @@ export function mount(root, ctx) {
   }
 
   build();
-  return { refresh, update() { header.querySelector("#overview-scope").value = scope(); header.querySelector("#overview-top").value = String(top()); } };
+  function update() {
+    header.querySelector("#overview-scope").value = scope();
+    header.querySelector("#overview-top").value = String(top());
+    for (const p of PANELS) if (p.sync && cards[p.id]?.card.isConnected) p.sync(cards[p.id].card);
+  }
+
+  return { refresh, update };
 }
