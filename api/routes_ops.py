@@ -10,10 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from flowlake.api import errors, params
 from flowlake.engine import selfmetrics
+from flowlake.engine.metrics import exposition
 from flowlake.engine.store import layout
 
 router = APIRouter(tags=["operations"])
@@ -61,4 +62,4 @@ def status(request: Request, who: params.Caller) -> dict[str, Any]:
 
 @router.get("/metrics", summary="Prometheus self-metrics", response_class=Response)
 def metrics() -> Response:
-    return Response(generate_latest(selfmetrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition.generate(selfmetrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -56,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
 def serve(cfg: Any, ready: threading.Event | None = None, stop: threading.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM (or `stop` is set), then flush every sink and exit cleanly."""
     import pyarrow as pa
-    from prometheus_client import start_http_server
 
     from flowlake.engine import selfmetrics
     from flowlake.engine.errors import ConfigError
+    from flowlake.engine.metrics import exposition
     from flowlake.engine.processor import Processor
     from flowlake.engine.transport.flight import FlowFlightServer
 
@@ -81,8 +81,7 @@ def serve(cfg: Any, ready: threading.Event | None = None, stop: threading.Event 
     if cfg.metrics_address:
         host, _, port = cfg.metrics_address.rpartition(":")
         try:
-            metrics_server, _ = start_http_server(int(port), addr=host or "0.0.0.0",
-                                                  registry=selfmetrics.REGISTRY)
+            metrics_server = exposition.serve(host or "0.0.0.0", int(port), selfmetrics.REGISTRY)
         except OSError as exc:
             if server is not None:
                 server.shutdown()

@@ -8,6 +8,8 @@ values are left out of the exposition: Prometheus treats an empty label as an ab
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 
 import polars as pl
@@ -55,15 +57,30 @@ def render(m: CompiledMetric, frame: pl.DataFrame) -> Metric:
 class FlowMetricsCollector(Collector):
     """Serves the store's series; `describe` names the families so a clash fails at registration."""
 
+    _elsewhere = threading.local()  # .ids: collectors whose families this thread renders itself
+
     def __init__(self, metrics: Sequence[CompiledMetric], store: SeriesStore) -> None:
         self.metrics = list(metrics)
         self.store = store
+
+    @classmethod
+    @contextlib.contextmanager
+    def rendered_elsewhere(cls, collectors: Sequence[FlowMetricsCollector]) -> Iterator[None]:
+        """While this is open, `collect` of these collectors yields nothing in this thread: the caller
+        (`exposition.generate`) writes their families itself, column-wise."""
+        cls._elsewhere.ids = {id(c) for c in collectors}
+        try:
+            yield
+        finally:
+            cls._elsewhere.ids = set()
 
     def describe(self) -> Iterator[Metric]:
         for m in self.metrics:
             yield _family(m)
 
     def collect(self) -> Iterator[Metric]:
+        if id(self) in getattr(self._elsewhere, "ids", ()):
+            return
         frames = self.store.snapshot()
         for m in self.metrics:
             frame = frames[m.name]

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from flowlake.engine import selfmetrics
 from flowlake.engine.config import MetricsConfig
 from flowlake.engine.errors import ConfigError
-from flowlake.engine.metrics import aggregate, collector, predefined, store
+from flowlake.engine.metrics import aggregate, collector, exposition, predefined, store
 from flowlake.engine.sinks.base import Capabilities
 
 
@@ -37,7 +37,7 @@ class MetricsSink:
         self.collector = collector.FlowMetricsCollector(self.metrics, self.store)
         self.registry = registry if registry is not None else selfmetrics.REGISTRY
         try:
-            self.registry.register(self.collector)
+            exposition.attach(self.registry, self.collector)  # /metrics renders it column-wise
         except ValueError as exc:  # prometheus_client's DuplicateTimeseries
             raise ConfigError(f"metrics sink: {exc}; another metrics sink in this process, or a metric named "
                               "like a self-metric? close the other sink or change metrics.prefix") from exc
@@ -57,5 +57,5 @@ class MetricsSink:
     def close(self) -> None:
         """Stop serving the series (unregister the collector); safe to call twice."""
         if self._registered:
-            self.registry.unregister(self.collector)
+            exposition.detach(self.registry, self.collector)
             self._registered = False

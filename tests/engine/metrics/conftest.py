@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flowlake.engine.config import MetricsConfig
+from flowlake.engine.metrics import exposition
 from flowlake.engine.sinks.metrics import MetricsSink
 from tests.conftest import make_batch
 
@@ -34,11 +35,24 @@ def frame(n: int, **columns: Any) -> pl.DataFrame:
     return out
 
 
+def parse(text: str) -> tuple[Series, set[tuple[str, str, str]]]:
+    """(samples: (sample name, labels) -> value, families: (name, type, help)) of a text exposition."""
+    families = list(text_string_to_metric_families(text))
+    return ({(s.name, frozenset(s.labels.items())): s.value for fam in families for s in fam.samples},
+            {(fam.name, fam.type, fam.documentation) for fam in families})
+
+
 def scrape(registry: CollectorRegistry) -> Series:
-    """Every sample of the text exposition: (sample name, labels) -> value."""
-    text = generate_latest(registry).decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    """Every sample of the text exposition: (sample name, labels) -> value.
+
+    Scraped both ways, and both must say the same: prometheus_client's per-sample text (the Collector)
+    and the column-wise text the processor's /metrics serves (`exposition.generate`). A first scrape
+    merges waiting updates, which self-metrics (flowlake_metrics_series) report from then on."""
+    generate_latest(registry)
+    slow = parse(generate_latest(registry).decode())
+    fast = parse(exposition.generate(registry).decode())
+    assert fast == slow
+    return slow[0]
 
 
 def by_label(series: Series, name: str, label: str) -> dict[str, float]:
