@@ -33,6 +33,7 @@ _COMPAT = pl.CompatLevel.oldest()  # plain string/list columns (narrowed below):
 def plan(lake_url: str, t: Ticket, scope: tenancy.Scope,
          batch_rows: int = BATCH_ROWS) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The result schema and its batches (lazily produced) for one ticket."""
+    RECENT_TOPOLOGIES.expire()
     try:
         if t.kind == "flows":
             return _stream(batch_rows, *_flows(lake_url, t, scope))
@@ -124,30 +125,49 @@ class RecentTopologies:
     key holds the resolved time range, so the client sends both parts with the same absolute range.
     """
 
-    def __init__(self, ttl: float = 10.0, size: int = 32, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl, self.size, self.clock = ttl, size, clock
-        self._entries: OrderedDict[str, tuple[float, pl.DataFrame, pl.DataFrame]] = OrderedDict()
+    def __init__(self, ttl: float = 10.0, max_bytes: int = 64 << 20,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.max_bytes, self.clock = ttl, max_bytes, clock
+        self._entries: OrderedDict[str, tuple[float, int, pl.DataFrame, pl.DataFrame]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
         self.computed = 0  # how many graphs were computed (tests)
 
     def get(self, lake_url: str, q: topology.TopologyQuery, scope: tenancy.Scope,
             compute: Callable[[], tuple[pl.DataFrame, pl.DataFrame]]) -> tuple[pl.DataFrame, pl.DataFrame]:
         key = json.dumps([lake_url, dataclasses.asdict(q), sorted(scope) if scope is not None else None])
-        now = self.clock()
         with self._lock:
-            while self._entries and now - next(iter(self._entries.values()))[0] > self.ttl:
-                self._entries.popitem(last=False)  # oldest first: entries are kept in insertion order
+            self._expire_locked(self.clock())
             hit = self._entries.get(key)
         if hit is not None:
-            return hit[1], hit[2]
+            return hit[2], hit[3]
         nodes, edges = compute()  # outside the lock: other queries go on meanwhile
+        size = int(nodes.estimated_size() + edges.estimated_size())
         with self._lock:
             self.computed += 1
-            self._entries.pop(key, None)
-            self._entries[key] = (now, nodes, edges)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            if size <= self.max_bytes:  # a graph too big to keep is only served once
+                self._drop(key)
+                # stamped when computed: a graph that took longer than `ttl` still serves its other part
+                self._entries[key] = (self.clock(), size, nodes, edges)
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    self._drop(next(iter(self._entries)))
         return nodes, edges
+
+    def expire(self) -> None:
+        """Drop what is older than `ttl` (also called for other tickets, so an idle cache empties)."""
+        with self._lock:
+            self._expire_locked(self.clock())
+
+    def _expire_locked(self, now: float) -> None:
+        # entries are in the order they were stored, which is the order of their stamps
+        while self._entries and now - next(iter(self._entries.values()))[0] > self.ttl:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry[1]
 
 
 RECENT_TOPOLOGIES = RecentTopologies()

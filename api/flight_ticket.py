@@ -118,7 +118,10 @@ def _time_range(start: Any, end: Any, time_range: Any, now_ms: int) -> tuple[int
     if r is not None:
         if s is not None or e is not None:
             raise TicketError("give either time_range or start_time/end_time, not both", "time_range")
-        return now_ms - int(r * 1000), None
+        if r <= 0:
+            raise TicketError(f"time_range must be a number of seconds above 0 (how far back from now), got {r:g}",
+                              "time_range")
+        return max(0, now_ms - int(r * 1000)), None
     if s is not None and e is not None and e < s:
         raise TicketError(f"end_time {e:g} is before start_time {s:g}; swap them", "end_time")
     return (None if s is None else int(s * 1000)), (None if e is None else int(e * 1000))

@@ -5,7 +5,8 @@ Usage: .venv/bin/python -P benchmarks/processor_profile.py [--flows 1000000] [--
 Runs the pipeline in this process (no Flight: batches go straight to `Processor.ingest`, as a transport
 thread would hand them over) for `--rounds` rounds of the same flows, and prints, for the last round,
 the CPU seconds (all threads), kernel seconds and page faults spent inside each step. The steps nest
-(`sink:lake` contains the flushes it triggers, which contain `lake.sort` and `lake.encode`). For
+(`sink:lake` contains the flushes it triggers, which contain `lake.sort` and `lake.encode`;
+`arrow->polars` counts every `pl.from_arrow` call, the ingest's and any stage's). For
 docs/performance.md; `ingest.py` gives the end-to-end rates through a separate processor process.
 """
 
@@ -96,6 +97,8 @@ def main() -> None:
     p.add_argument("--sinks", default="lake,metrics", help="comma-separated sinks ('' for none)")
     p.add_argument("--rounds", type=int, default=4, help="rounds of the same flows; the last is reported")
     args = p.parse_args()
+    if args.rounds < 1 or args.flows < 1:
+        p.error("--rounds and --flows must be at least 1")
     cpu, totals = run(args.flows, args.nodes, args.scale, [s for s in args.sinks.split(",") if s], args.rounds)
     per = 1_000_000 / args.flows
     print(f"last round: {cpu * per:.2f} CPU-s per 1M flows")

@@ -122,9 +122,11 @@ class Client:
                  time_range: float | None = None, filters: str = "", packet_loss: str = "all",
                  record_type: str = "flowLog") -> Topology:
         """The graph at `scope`: `nodes` (id, label, in, out, ...) and the `top` `edges` (source, target, value)."""
-        if time_range is not None and start is None and end is None:  # one absolute range for both parts,
-            end = time.time()  # so the server computes the graph once (api.flight_plan.RecentTopologies)
-            start, time_range = end - time_range, None
+        if time_range is not None and time_range > 0 and start is None and end is None:
+            # one absolute start for both parts (the end stays open, as for time_range), so the server
+            # computes the graph once (api.flight_plan.RecentTopologies); bad ranges go as they are, to
+            # be refused naming time_range
+            start, time_range = max(0.0, time.time() - time_range), None
         ticket: dict[str, Any] = {"kind": "topology", **_times(start, end, time_range), "filters": filters,
                                   "scope": scope, "groups": groups, "type": type, "function": function,
                                   "top": top, "packet_loss": packet_loss, "record_type": record_type}

@@ -108,6 +108,7 @@ def serve(cfg: Any, ready: threading.Event | None = None, stop: threading.Event 
     processor.close()
     if metrics_server is not None:
         metrics_server.shutdown()
+        metrics_server.server_close()
     log.info("processor: stopped")
     if consumer is not None and consumer.error is not None:
         raise consumer.error

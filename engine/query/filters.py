@@ -60,7 +60,7 @@ def _clause(c: syntax.Clause) -> pl.Expr:
         if kind is Kind.UNSUPPORTED:
             raise FilterError(f"key {c.key!r} (field {field}) cannot be filtered on yet; filter on another "
                               "field", c.position)
-        exact: list[str | int] = []  # plain equality values become one `is_in`, prunable by statistics
+        exact: list[str | int] = []  # plain equality values become one `is_in` (statistics prune numbers, SrcAddr)
         for v in c.values:
             literal = _exact_literal(field, kind, op, c.key, v)
             if literal is not None:

@@ -1,8 +1,9 @@
 """Prometheus flow-metrics sink (`sinks: [metrics]`): aggregates every batch, served on the processor's /metrics.
 
 Built by the processor from `config.metrics`. `write` runs one Polars group_by per metric (all metrics
-of a batch in one `collect_all`) and merges the result into cumulative series; a Collector registered
-on `selfmetrics.REGISTRY` renders them when Prometheus scrapes. See docs/flow-metrics.md.
+of a batch in one `collect_all`) and merges the result into cumulative series; the processor's /metrics
+writes them column-wise when Prometheus scrapes (`metrics.exposition`), and a Collector registered on
+`selfmetrics.REGISTRY` gives the same samples to any other reader. See docs/flow-metrics.md.
 """
 
 from __future__ import annotations

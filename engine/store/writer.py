@@ -30,11 +30,14 @@ SORT_KEYS: tuple[str, ...] = ("SrcAddr", "DstAddr", "TimeFlowEndMs")
 # Dictionary-encode text only: integer columns came out larger and slower with dictionaries
 # (1M synthetic flows: 23.5 vs 26.5 bytes/flow, 1.26 vs 1.58 s).
 _DICTIONARY_COLUMNS = [f.name for f in schema.FIELDS if f.type == pa.string() or f.type == pa.list_(pa.string())]
-# Row-group min/max only where a query can skip on them: numbers (times, ports, bytes). Text and list
-# statistics never skip anything in files ordered by time bucket and address (every row group spans
-# nearly every namespace or name), yet were a fifth of the encoding time (1M flows, 20k pods: 0.26 s).
-_STATISTICS_COLUMNS = [f.name for f in schema.FIELDS
-                       if not (pa.types.is_string(f.type) or pa.types.is_list(f.type) or pa.types.is_struct(f.type))]
+# Row-group min/max only where a query can skip on them: numbers (times, ports, bytes); SrcAddr, the
+# first sort key inside each 5-minute bucket (row groups of a busy bucket hold address ranges); and
+# K8S_ClusterName (whole files of one cluster in a shared lake). Other text and list statistics never
+# skip anything in files ordered by time bucket and address (every row group spans nearly every
+# namespace or name), yet were a fifth of the encoding time (1M flows, 20k pods: 0.26 s).
+_TEXT_STATISTICS = ("SrcAddr", "K8S_ClusterName")
+_STATISTICS_COLUMNS = [f.name for f in schema.FIELDS if f.name in _TEXT_STATISTICS
+                       or not (pa.types.is_string(f.type) or pa.types.is_list(f.type) or pa.types.is_struct(f.type))]
 _LEVELED = {"zstd", "gzip", "brotli"}  # codecs that take a compression level
 _POLARS_SCHEMA = pl.from_arrow(schema.SCHEMA.empty_table()).schema  # type: ignore[union-attr]
 

@@ -101,32 +101,53 @@ def test_a_graph_is_computed_once_for_its_nodes_and_edges(url: str, world: dict[
         table = pl.DataFrame(pl.from_arrow(raw.do_get(info.endpoints[0].ticket).read_all()))
         assert table.equals(got.nodes if part == "nodes" else got.edges)
     assert recent.computed == before + 1
-    client.topology(scope="owner", time_range=3600, top=7)  # relative: both parts get one absolute range
+    client.topology(scope="owner", time_range=3600, top=7)  # relative: both parts get one absolute start
     assert recent.computed == before + 2
+    everything = client.topology(scope="owner", time_range=2e9, top=7)  # before 1970: the whole lake
+    assert everything.edges.equals(client.topology(scope="owner", top=7).edges)
+    for bad in (0, -5):
+        with pytest.raises(QueryError, match="time_range"):
+            client.topology(time_range=bad)
+    before = recent.computed - 2
     client.topology(scope="namespace", start=START_MS / 1000, end=END_MS / 1000, top=7)  # another graph
     assert recent.computed == before + 3
 
 
-def test_recent_topologies_expire_and_keep_tenants_apart() -> None:
+def test_recent_topologies_expire_keep_tenants_apart_and_stay_bounded() -> None:
     now = [0.0]
-    recent = flight_plan.RecentTopologies(ttl=10, size=2, clock=lambda: now[0])
+    one = pl.DataFrame({"id": ["x" * 10]}).estimated_size() * 2  # bytes of one graph below
+    recent = flight_plan.RecentTopologies(ttl=10, max_bytes=int(one * 2.5), clock=lambda: now[0])
     calls: list[str] = []
 
-    def graph(name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    def graph(name: str, seconds: float = 0.0) -> tuple[pl.DataFrame, pl.DataFrame]:
         calls.append(name)
-        return pl.DataFrame({"id": [name]}), pl.DataFrame({"source": [name]})
+        now[0] += seconds  # the time computing takes
+        return pl.DataFrame({"id": [name.ljust(10)]}), pl.DataFrame({"id": [name.ljust(10)]})
+
+    def names(got: tuple[pl.DataFrame, pl.DataFrame]) -> str:
+        return str(got[0]["id"][0]).strip()
 
     q = topology.TopologyQuery(start_ms=0, end_ms=1000)
-    assert recent.get("lake", q, None, lambda: graph("admin"))[0]["id"].to_list() == ["admin"]
-    assert recent.get("lake", q, frozenset({"shop"}), lambda: graph("shop"))[0]["id"].to_list() == ["shop"]
-    assert recent.get("lake", q, frozenset({"shop"}), lambda: graph("again"))[1]["source"].to_list() == ["shop"]
+    assert names(recent.get("lake", q, None, lambda: graph("admin"))) == "admin"
+    assert names(recent.get("lake", q, frozenset({"shop"}), lambda: graph("shop"))) == "shop"  # not admin's
+    assert names(recent.get("lake", q, frozenset({"shop"}), lambda: graph("again"))) == "shop"
     assert calls == ["admin", "shop"]
-    now[0] = 11  # past the ttl: computed again
-    assert recent.get("lake", q, None, lambda: graph("later"))[0]["id"].to_list() == ["later"]
+    now[0] = 10.5  # past the ttl: computed again
+    assert names(recent.get("lake", q, None, lambda: graph("later"))) == "later"
+    # a graph slower than the ttl is stamped when done: its other part still finds it
+    slow = topology.TopologyQuery(start_ms=0, end_ms=5000)
+    recent.get("lake", slow, None, lambda: graph("slow", seconds=12))
+    assert names(recent.get("lake", slow, None, lambda: graph("slow twice"))) == "slow"
+    # bounded by bytes (room for 2): "later" has expired, "slow" and "b" fill it, "later2" pushes out "slow"
     recent.get("lake", topology.TopologyQuery(start_ms=0, end_ms=2000), None, lambda: graph("b"))
-    recent.get("lake", topology.TopologyQuery(start_ms=0, end_ms=3000), None, lambda: graph("c"))  # "later" out
-    recent.get("lake", q, None, lambda: graph("later2"))
-    assert calls == ["admin", "shop", "later", "b", "c", "later2"]
+    assert names(recent.get("lake", q, None, lambda: graph("later2"))) == "later2"
+    assert names(recent.get("lake", slow, None, lambda: graph("slow again"))) == "slow again"  # still fresh
+    assert calls == ["admin", "shop", "later", "slow", "b", "later2", "slow again"]
+    # too big to keep: served, not kept
+    big = flight_plan.RecentTopologies(ttl=10, max_bytes=1, clock=lambda: now[0])
+    big.get("lake", q, None, lambda: graph("huge"))
+    big.get("lake", q, None, lambda: graph("huge"))
+    assert big.computed == 2
 
 
 def test_get_flight_info_gives_schema_and_a_ticket(url: str) -> None:

@@ -66,8 +66,9 @@ def test_round_trip_and_time_pruning(store: tuple[str, dict[str, Any]], flows: p
 
 
 def test_files_keep_statistics_only_where_queries_prune(tmp_path: Path, flows: pl.DataFrame) -> None:
-    """Times, ports and counters carry row-group min/max; text and lists do not (they never skip a row
-    group in address order, and cost a fifth of the encoding)."""
+    """Times, ports, counters, SrcAddr (the first sort key) and the cluster name carry row-group min/max;
+    other text and lists do not (they never skip a row group in address order, and cost a fifth of the
+    encoding)."""
     sink = LakeSink(str(tmp_path / "lake"))
     sink.write(flows)
     sink.close()
@@ -77,8 +78,8 @@ def test_files_keep_statistics_only_where_queries_prune(tmp_path: Path, flows: p
         meta = pq.ParquetFile(f).metadata
         names = [meta.schema.column(i).path for i in range(meta.num_columns)]
         with_stats = {n for i, n in enumerate(names) if meta.row_group(0).column(i).is_stats_set}
-        assert {"TimeFlowStartMs", "TimeFlowEndMs", "DstPort", "Bytes"} <= with_stats
-        assert not with_stats & {"SrcAddr", "SrcK8S_Namespace", "DstK8S_Name"}
+        assert {"TimeFlowStartMs", "TimeFlowEndMs", "DstPort", "Bytes", "SrcAddr", "K8S_ClusterName"} <= with_stats
+        assert not with_stats & {"DstAddr", "SrcK8S_Namespace", "DstK8S_Name"}
         assert not [n for n in with_stats if "list" in n or "element" in n]
     pruned = pl.scan_parquet(files).filter(pl.col("TimeFlowEndMs") < BASE_MS + HOUR).select(pl.len()).collect()
     assert pruned.item() == flows.filter(pl.col("TimeFlowEndMs") < BASE_MS + HOUR).height

@@ -1,7 +1,8 @@
 """The column-wise /metrics text (engine/metrics/exposition.py) against prometheus_client's own, and its server.
 
 Every scrape of the other metrics tests already compares the two texts (conftest.scrape); these add what
-hand-made batches there do not reach: label values that need escaping, `name[]` selection, and HTTP.
+hand-made batches there do not reach: label values that need escaping, `name[]` selection, and HTTP
+(IPv4 and IPv6).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import gzip
 import urllib.request
 
 import pyarrow as pa
+import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flowlake.engine.metrics import exposition
@@ -35,28 +37,34 @@ def test_label_values_that_need_escaping_read_back_unchanged(harness: type[Harne
     assert buckets[("", "0.5")] == 1  # 2 ms: the series whose DnsName is empty has only `le`
 
 
-def test_name_selection_keeps_the_asked_families_only(harness: type[Harness]) -> None:
+@pytest.mark.parametrize("names", [
+    ["sel_a_total"], ["sel_a"], ["sel_b_seconds_bucket"], ["sel_b_seconds_sum"], ["sel_b_seconds"],
+    ["sel_b_seconds_count", "sel_a_total", "flowlake_metrics_series"], ["nothing_of_that_name"]])
+def test_name_selection_keeps_what_prometheus_client_keeps(harness: type[Harness], names: list[str]) -> None:
+    """`name[]` selects samples by name, as prometheus_client's restricted registry does: `x_bucket` alone
+    is only the buckets, and a histogram's or counter's bare family name selects nothing."""
     h = harness(prefix="sel_", definitions=[
         {"metricName": "a_total", "type": "Counter", "labels": ["DstAddr"]},
         {"metricName": "b_seconds", "type": "Histogram", "valueField": "TimeFlowRttNs", "labels": ["DstAddr"]}])
     h.write(frame(4, TimeFlowRttNs=pa.array([1, 2, 3, 4])))
-    only_a, _ = parse(exposition.generate(h.registry, ["sel_a_total"]).decode())
-    assert {k[0] for k in only_a} == {"sel_a_total"}
-    only_b, _ = parse(exposition.generate(h.registry, ["sel_b_seconds_bucket"]).decode())
-    assert {k[0] for k in only_b} == {"sel_b_seconds_bucket", "sel_b_seconds_count", "sel_b_seconds_sum"}
+    ours = parse(exposition.generate(h.registry, names).decode())
+    theirs = parse(generate_latest(h.registry.restricted_registry(names)).decode())
+    assert ours[0] == theirs[0]
+    assert {k[0] for k in ours[0]} <= set(names)
 
 
-def test_server_answers_plain_and_gzip(harness: type[Harness]) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_server_answers_plain_and_gzip(harness: type[Harness], host: str) -> None:
     h = harness(prefix="http_", definitions=[{"metricName": "flows_total", "type": "Counter",
                                               "labels": ["DstAddr"]}])
     h.write(frame(5))
-    server = exposition.serve("127.0.0.1", 0, h.registry)
+    server = exposition.serve(host, 0, h.registry)
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+        url = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_address[1]}/metrics"
         with urllib.request.urlopen(url, timeout=10) as plain:
             assert plain.headers["Content-Type"] == CONTENT_TYPE_LATEST
             text = plain.read()
-        request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        request = urllib.request.Request(url, headers={"Accept-Encoding": "br, GZIP;q=0.8"})
         with urllib.request.urlopen(request, timeout=10) as zipped:
             assert zipped.headers["Content-Encoding"] == "gzip"
             unzipped = gzip.decompress(zipped.read())
