@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,16 +17,11 @@ from typing import Any
 
 import pytest
 
+from tests import procs
 from tests.api import model
 from tests.conftest import BASE_MS
 
 FLOWLAKE = str(Path(sys.executable).with_name("flowlake"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -37,31 +29,18 @@ def api(model_lake: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     tokens = Path(tmp_path_factory.mktemp("cli")) / "tokens.yaml"
     tokens.write_text("tokens:\n  - {name: root, token: root-token-123, role: admin}\n"
                       "  - {name: shop, token: shop-token-123, role: tenant, namespaces: [shop]}\n")
-    port = _free_port()
+    port = procs.free_port()
     proc = subprocess.Popen([FLOWLAKE, "api", "--lake", model_lake, "--port", str(port), "--tokens", str(tokens),
                              "--flight-port", "0", "--log-level", "warning"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"flowlake api did not start: {proc.stderr.read()!r}") from None
-                time.sleep(0.1)
+        if not procs.wait_http(f"{url}/healthz", proc, timeout=30):
+            assert proc.stderr is not None
+            raise AssertionError(f"flowlake api did not start: {proc.stderr.read()!r}")
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        assert proc.stderr is not None
-        proc.stderr.close()
+        procs.finish(proc, grace=10)
 
 
 def _get(url: str, token: str | None) -> tuple[int, Any]:

@@ -6,7 +6,6 @@ ServiceAccount with exactly the ClusterRole of deploy/operator.yaml (so the test
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -17,6 +16,7 @@ import pytest
 
 from flowlake.operator import crds, manifests
 from flowlake.operator.kube import Kube
+from tests import procs
 from tests.k8s.apiserver import Cluster, admin_client, free_port, wait_until
 
 INTERVAL = 1.0  # the operator's drift check in these tests (seconds)
@@ -94,13 +94,7 @@ def operator(cluster: Cluster, crds_installed: Kube, tmp_path_factory: pytest.Te
         wait_until(alive, 60, f"the operator's liveness endpoint (log: {log_path})", 0.25)
         yield log_path
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        procs.finish(proc, grace=15)
 
 
 def log_tail(path: Path) -> str:
